@@ -1,0 +1,13 @@
+from rest_framework.permissions import BasePermission
+
+from apps.common.tenancy import request_merchant
+
+
+class IsMerchantMember(BasePermission):
+    """Authenticated as an API key or as staff of one merchant; platform operators use the admin."""
+
+    message = "Authenticate with a merchant API key."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user is not None and user.is_authenticated and request_merchant(request) is not None)

@@ -1,0 +1,189 @@
+"""Writes for merchants, staff, API keys, customers, bank accounts and freezes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import AccountFreeze, ApiKey, BankAccount, Customer, Merchant, User
+from apps.common.crypto import encrypt, fingerprint
+from apps.common.errors import ConflictError, ServiceError
+
+logger = logging.getLogger(__name__)
+
+API_KEY_PREFIX = "rg_"
+# Writing `last_used_at` on every request would turn reads into writes; once a minute is enough
+# for "when was this key last used".
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def api_key_hash(raw_key: str) -> str:
+    # API keys carry 256 bits of randomness, so a fast hash is sufficient (no password stretching).
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_create(*, merchant: Merchant, name: str = "default", raw_key: str | None = None) -> tuple[ApiKey, str]:
+    """Issue a key for `merchant`; the raw key is returned once and never stored."""
+    raw = raw_key or API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(merchant=merchant, name=name, prefix=raw[:11], key_hash=api_key_hash(raw))
+    return key, raw
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The active key matching `raw_key` (with its merchant), or None."""
+    key = (
+        ApiKey.objects.select_related("merchant")
+        .filter(key_hash=api_key_hash(raw_key), revoked_at__isnull=True, merchant__is_active=True)
+        .first()
+    )
+    if key is None:
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+@transaction.atomic
+def merchant_create(*, name: str) -> tuple[Merchant, str]:
+    """Create a merchant and its first API key; returns the raw key (shown once)."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ServiceError("Merchant name must be 1–200 characters.", fields={"name": ["Invalid length."]})
+    merchant = Merchant.objects.create(name=name)
+    _, raw = api_key_create(merchant=merchant)
+    return merchant, raw
+
+
+def staff_create(*, merchant: Merchant, username: str, password: str, role: str, email: str = "") -> User:
+    if role not in User.Role.values:
+        raise ServiceError(f"Unknown role {role!r}.", fields={"role": ["Unknown role."]})
+    return User.objects.create_user(username=username, password=password, email=email, merchant=merchant, role=role)
+
+
+def _referrer_for(*, merchant: Merchant, referrer_external_id: str | None) -> Customer | None:
+    if not referrer_external_id:
+        return None
+    referrer = Customer.objects.filter(merchant=merchant, external_id=referrer_external_id).first()
+    if referrer is None:
+        raise ServiceError("Unknown referrer.", fields={"referrer": ["No customer with this external_id."]})
+    return referrer
+
+
+def customer_create(
+    *,
+    merchant: Merchant,
+    external_id: str,
+    name: str,
+    phone: str = "",
+    email: str = "",
+    locale: str = "",
+    referrer_external_id: str | None = None,
+    registered_at: datetime | None = None,
+) -> Customer:
+    """Register a merchant's customer; `external_id` is unique per merchant (409 on repeat)."""
+    referrer = _referrer_for(merchant=merchant, referrer_external_id=referrer_external_id)
+    try:
+        with transaction.atomic():
+            return Customer.objects.create(
+                merchant=merchant,
+                external_id=external_id,
+                name=name,
+                phone=phone,
+                email=email,
+                locale=locale or merchant.default_locale,
+                referrer=referrer,
+                registered_at=registered_at or timezone.now(),
+            )
+    except IntegrityError:
+        raise ConflictError(
+            "A customer with this external_id already exists.",
+            code="duplicate_external_id",
+            fields={"external_id": ["Already exists."]},
+        ) from None
+
+
+_CUSTOMER_EDITABLE = frozenset({"name", "phone", "email", "locale", "trust_level", "chargeback_count"})
+
+
+def customer_update(*, customer: Customer, **changes) -> Customer:
+    """Change contact details and trust inputs. The referrer is fixed once set (commissions rely on it)."""
+    unknown = set(changes) - _CUSTOMER_EDITABLE
+    if unknown:
+        raise ServiceError("These fields cannot be changed.", fields={f: ["Cannot be changed."] for f in unknown})
+    for field, value in changes.items():
+        setattr(customer, field, value)
+    customer.save(update_fields=list(changes))
+    return customer
+
+
+def bank_account_get_or_create(
+    *, merchant: Merchant, customer: Customer | None, holder_name: str, bank: str, account_number: str
+) -> BankAccount:
+    """The stored account with this number for this owner, created (encrypted) on first use."""
+    digits = account_number.replace(" ", "")
+    if not digits.isdigit() or not 8 <= len(digits) <= 30:
+        raise ServiceError("Account number must be 8–30 digits.", fields={"account_number": ["Must be 8–30 digits."]})
+    fp = fingerprint(digits)
+    existing = BankAccount.objects.filter(merchant=merchant, customer=customer, fingerprint=fp).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return BankAccount.objects.create(
+                merchant=merchant,
+                customer=customer,
+                holder_name=holder_name,
+                bank=bank,
+                number_encrypted=encrypt(digits),
+                last4=digits[-4:],
+                fingerprint=fp,
+            )
+    except IntegrityError:
+        return BankAccount.objects.get(merchant=merchant, customer=customer, fingerprint=fp)
+
+
+def account_freeze(
+    *,
+    merchant: Merchant,
+    reason: str,
+    customer: Customer | None = None,
+    bank_account: BankAccount | None = None,
+    actor: User | None = None,
+    actor_label: str = "",
+) -> AccountFreeze:
+    """Freeze a customer and/or bank account; money to or from it stops until lifted."""
+    if customer is None and bank_account is None:
+        raise ServiceError("A freeze needs a customer or a bank account.")
+    for subject in (customer, bank_account):
+        if subject is not None and subject.merchant_id != merchant.pk:
+            raise ServiceError("Subject belongs to another merchant.", code="not_found")
+    freeze = AccountFreeze.objects.create(
+        merchant=merchant,
+        customer=customer,
+        bank_account=bank_account,
+        reason=reason,
+        actor=actor,
+        actor_label=actor_label or (actor.get_username() if actor else "system"),
+    )
+    logger.info("account frozen freeze=%s merchant=%s by=%s", freeze.pk, merchant.pk, freeze.actor_label)
+    return freeze
+
+
+def account_unfreeze(*, freeze: AccountFreeze, actor: User | None, reason: str) -> AccountFreeze:
+    updated = AccountFreeze.objects.filter(pk=freeze.pk, lifted_at__isnull=True).update(
+        lifted_at=timezone.now(), lifted_by=actor, lift_reason=reason
+    )
+    freeze.refresh_from_db()
+    if updated:
+        logger.info("account freeze lifted freeze=%s", freeze.pk)
+    return freeze

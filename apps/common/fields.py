@@ -1,0 +1,129 @@
+"""Serializer fields shared by every API: strict money, currency, single-line text and phone."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.common.money import currency_is_supported
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@extend_schema_field({"type": "integer", "format": "int64", "minimum": 1, "example": 19900})
+class MinorUnitsField(serializers.Field):
+    """A positive integer amount in minor units. Floats, strings, booleans and zero are refused."""
+
+    default_error_messages = {
+        "invalid": "Must be an integer number of minor units (e.g. 12345 for 123.45).",
+        "min_value": "Must be at least {min_value}.",
+        "max_value": "Must be at most {max_value}.",
+    }
+
+    def __init__(self, *, min_value: int = 1, **kwargs) -> None:
+        self.min_value = min_value
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        if data < self.min_value:
+            self.fail("min_value", min_value=self.min_value)
+        if data > settings.MAX_AMOUNT_MINOR:
+            self.fail("max_value", max_value=settings.MAX_AMOUNT_MINOR)
+        return data
+
+    def to_representation(self, value):
+        return int(value)
+
+
+@extend_schema_field({"type": "string", "pattern": "^[A-Z]{3}$", "example": "CNY"})
+class CurrencyField(serializers.Field):
+    """An upper-case ISO 4217 code the platform settles; `usd` and `XXX` are refused."""
+
+    default_error_messages = {"invalid": "Must be a supported ISO 4217 currency code in upper case."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not currency_is_supported(data):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class SingleLineCharField(serializers.CharField):
+    """Text without control characters (no CR/LF log injection), trimmed, length-bounded."""
+
+    default_error_messages = {"control": "Must be a single line without control characters."}
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 200)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if _CONTROL.search(value):
+            self.fail("control")
+        return value
+
+
+class MultiLineCharField(serializers.CharField):
+    """Free text (reasons, notes): newlines allowed, other control characters refused."""
+
+    default_error_messages = {"control": "Must not contain control characters."}
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 2000)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if _CONTROL_MULTILINE.search(value):
+            self.fail("control")
+        return value
+
+
+class PhoneField(serializers.CharField):
+    """One phone number in international form, stored as E.164 (what Twilio dials)."""
+
+    default_error_messages = {"phone": "Must be one valid phone number in international form, e.g. +8613800000000."}
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 32)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not value.startswith("+") or "," in value:
+            self.fail("phone")
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            self.fail("phone")
+        if not phonenumbers.is_valid_number(number):
+            self.fail("phone")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class StrictSerializerMixin:
+    """Refuses keys the serializer does not declare (mass assignment of `status`, `merchant`...)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
+        return super().to_internal_value(data)

@@ -1,0 +1,28 @@
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+
+
+class StrictLimitOffsetPagination(LimitOffsetPagination):
+    """`limit` in 1..200 and `offset` ≥ 0, or a 400 — never a silent clamp."""
+
+    default_limit = 50
+    max_limit = 200
+
+    def _param(self, request, name: str, default: int, low: int, high: int | None) -> int:
+        raw = request.query_params.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ValidationError({name: ["Must be an integer."]}) from None
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValidationError({name: [f"Must be {bound}."]})
+        return value
+
+    def get_limit(self, request):
+        return self._param(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
+
+    def get_offset(self, request):
+        return self._param(request, self.offset_query_param, 0, 0, None)

@@ -1,0 +1,8 @@
+from celery import shared_task
+
+from apps.common.services import heartbeat_record
+
+
+@shared_task(bind=True, ignore_result=True)
+def heartbeat_task(self) -> None:
+    heartbeat_record(name="beat", worker=self.request.hostname or "")

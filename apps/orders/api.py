@@ -1,0 +1,229 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from apps.common.api import MerchantAPIView
+from apps.common.fields import (
+    CurrencyField,
+    MinorUnitsField,
+    SingleLineCharField,
+    StrictSerializerMixin,
+)
+from apps.orders.models import Order, Product, RefundPolicy, UsageEvent
+from apps.orders.selectors import order_list_for_merchant, product_list_for_merchant, usage_list_for_order
+from apps.orders.services import order_create, product_create, product_update, usage_record
+
+
+class RefundPolicySerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    class Meta:
+        model = RefundPolicy
+        fields = (
+            "unconditional_minutes",
+            "conditional_hours",
+            "max_progress_pct",
+            "lock_on_key_reveal",
+            "lock_on_key_activation",
+            "lock_on_download",
+        )
+        extra_kwargs = {
+            "unconditional_minutes": {"min_value": 0, "max_value": 7 * 24 * 60},
+            "conditional_hours": {"min_value": 0, "max_value": 365 * 24},
+            "max_progress_pct": {"min_value": 0, "max_value": 100},
+        }
+
+    def to_internal_value(self, data):
+        # Integers only: DRF's IntegerField would take "15" or 15.0.
+        if isinstance(data, dict):
+            for name in ("unconditional_minutes", "conditional_hours", "max_progress_pct"):
+                value = data.get(name)
+                if name in data and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise serializers.ValidationError({name: ["Must be an integer."]})
+            for name in ("lock_on_key_reveal", "lock_on_key_activation", "lock_on_download"):
+                if name in data and not isinstance(data[name], bool):
+                    raise serializers.ValidationError({name: ["Must be true or false."]})
+        return super().to_internal_value(data)
+
+
+class ProductInSerializer(StrictSerializerMixin, serializers.Serializer):
+    sku = SingleLineCharField(max_length=100)
+    name = SingleLineCharField(max_length=200)
+    kind = serializers.ChoiceField(choices=Product.Kind.choices)
+    price = MinorUnitsField()
+    currency = CurrencyField()
+    refund_policy = RefundPolicySerializer(required=False)
+
+
+class ProductUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
+    name = SingleLineCharField(max_length=200, required=False)
+    price = MinorUnitsField(required=False)
+    is_active = serializers.BooleanField(required=False)
+    refund_policy = RefundPolicySerializer(required=False, partial=True)
+
+
+class ProductOutSerializer(serializers.ModelSerializer):
+    refund_policy = RefundPolicySerializer(read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ("id", "sku", "name", "kind", "price", "currency", "is_active", "refund_policy", "created_at")
+        read_only_fields = fields
+
+
+class ProductListCreateView(MerchantAPIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(responses=ProductOutSerializer(many=True))
+    def get(self, request):
+        queryset = product_list_for_merchant(merchant=self.merchant)
+        if sku := request.query_params.get("sku"):
+            queryset = queryset.filter(sku=sku)
+        return self.paginated(queryset, ProductOutSerializer)
+
+    @extend_schema(request=ProductInSerializer, responses={201: ProductOutSerializer})
+    def post(self, request):
+        data = ProductInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        product = product_create(merchant=self.merchant, **data.validated_data)
+        return Response(ProductOutSerializer(product).data, status=status.HTTP_201_CREATED)
+
+
+class ProductDetailView(MerchantAPIView):
+    def get_object(self, pk: int) -> Product:
+        return get_object_or_404(product_list_for_merchant(merchant=self.merchant), pk=pk)
+
+    @extend_schema(responses=ProductOutSerializer)
+    def get(self, request, pk: int):
+        return Response(ProductOutSerializer(self.get_object(pk)).data)
+
+    @extend_schema(request=ProductUpdateSerializer, responses=ProductOutSerializer)
+    def patch(self, request, pk: int):
+        product = self.get_object(pk)
+        data = ProductUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        product = product_update(product=product, **data.validated_data)
+        product.refresh_from_db()
+        return Response(ProductOutSerializer(product).data)
+
+
+class AccountInSerializer(StrictSerializerMixin, serializers.Serializer):
+    holder_name = SingleLineCharField(max_length=200)
+    bank = SingleLineCharField(max_length=100)
+    account_number = serializers.RegexField(r"^\d{8,30}$", max_length=30)
+
+
+class OrderInSerializer(StrictSerializerMixin, serializers.Serializer):
+    external_id = SingleLineCharField(max_length=100)
+    customer = SingleLineCharField(max_length=100)
+    product = SingleLineCharField(max_length=100)
+    amount = MinorUnitsField()
+    currency = CurrencyField()
+    paid_at = serializers.DateTimeField()
+    payment_method = serializers.ChoiceField(choices=Order.PaymentMethod.choices)
+    device_id = SingleLineCharField(max_length=100, required=False, allow_blank=True)
+    ip = serializers.IPAddressField(required=False, allow_null=True)
+    referrer = SingleLineCharField(max_length=100, required=False, allow_null=True)
+    payer_account = AccountInSerializer(required=False)
+
+
+class OrderOutSerializer(serializers.ModelSerializer):
+    customer = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    product = serializers.SlugRelatedField(slug_field="sku", read_only=True)
+    referrer = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    payer_account = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = (
+            "id",
+            "external_id",
+            "customer",
+            "product",
+            "amount",
+            "currency",
+            "paid_at",
+            "payment_method",
+            "device_id",
+            "ip",
+            "referrer",
+            "payer_account",
+            "created_at",
+        )
+        read_only_fields = fields
+
+    def get_payer_account(self, order: Order) -> dict | None:
+        account = order.payer_account
+        if account is None:
+            return None
+        return {"holder_name": account.holder_name, "bank": account.bank, "account_number": account.masked_number}
+
+
+class OrderListCreateView(MerchantAPIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(responses=OrderOutSerializer(many=True))
+    def get(self, request):
+        queryset = order_list_for_merchant(merchant=self.merchant)
+        if external_id := request.query_params.get("external_id"):
+            queryset = queryset.filter(external_id=external_id)
+        return self.paginated(queryset, OrderOutSerializer)
+
+    @extend_schema(request=OrderInSerializer, responses={201: OrderOutSerializer})
+    def post(self, request):
+        data = OrderInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        order = order_create(
+            merchant=self.merchant,
+            customer_external_id=fields.pop("customer"),
+            product_sku=fields.pop("product"),
+            referrer_external_id=fields.pop("referrer", None),
+            **fields,
+        )
+        return Response(OrderOutSerializer(order).data, status=status.HTTP_201_CREATED)
+
+
+class OrderDetailView(MerchantAPIView):
+    @extend_schema(responses=OrderOutSerializer)
+    def get(self, request, pk: int):
+        order = get_object_or_404(order_list_for_merchant(merchant=self.merchant), pk=pk)
+        return Response(OrderOutSerializer(order).data)
+
+
+class UsageInSerializer(StrictSerializerMixin, serializers.Serializer):
+    kind = serializers.ChoiceField(choices=UsageEvent.Kind.choices)
+    value = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=100)
+    occurred_at = serializers.DateTimeField(required=False)
+
+    def validate_value(self, value):
+        raw = self.initial_data.get("value")
+        if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int)):
+            raise serializers.ValidationError("Must be an integer percent.")
+        return value
+
+
+class UsageOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = UsageEvent
+        fields = ("id", "kind", "value", "occurred_at", "created_at")
+        read_only_fields = fields
+
+
+class OrderUsageView(MerchantAPIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    def get_order(self, pk: int) -> Order:
+        return get_object_or_404(Order.objects.filter(merchant=self.merchant), pk=pk)
+
+    @extend_schema(responses=UsageOutSerializer(many=True))
+    def get(self, request, pk: int):
+        return self.paginated(usage_list_for_order(order=self.get_order(pk)), UsageOutSerializer)
+
+    @extend_schema(request=UsageInSerializer, responses={201: UsageOutSerializer})
+    def post(self, request, pk: int):
+        order = self.get_order(pk)
+        data = UsageInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        event = usage_record(order=order, **data.validated_data)
+        return Response(UsageOutSerializer(event).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,187 @@
+"""Writes for products, refund policies, orders (with their ledger capture) and usage events."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import Customer, Merchant
+from apps.accounts.services import bank_account_get_or_create
+from apps.common.errors import ConflictError, ServiceError
+from apps.ledger.models import LedgerAccount
+from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
+from apps.orders.models import Order, Product, RefundPolicy, UsageEvent
+
+logger = logging.getLogger(__name__)
+
+# Merchant clocks drift; a paid_at this far ahead of ours is still accepted as "now".
+PAID_AT_CLOCK_SKEW = timedelta(minutes=2)
+
+_POLICY_FIELDS = (
+    "unconditional_minutes",
+    "conditional_hours",
+    "max_progress_pct",
+    "lock_on_key_reveal",
+    "lock_on_key_activation",
+    "lock_on_download",
+)
+
+
+def _policy_validate(policy: dict) -> None:
+    minutes = policy.get("unconditional_minutes")
+    hours = policy.get("conditional_hours")
+    if minutes is not None and hours is not None and minutes > hours * 60:
+        raise ServiceError(
+            "The unconditional window cannot be longer than the conditional window.",
+            fields={"refund_policy.unconditional_minutes": ["Longer than conditional_hours."]},
+        )
+
+
+@transaction.atomic
+def product_create(
+    *, merchant: Merchant, sku: str, name: str, kind: str, price: int, currency: str, refund_policy: dict | None = None
+) -> Product:
+    """Add a product with its refund policy (defaults for any field not given); sku unique per merchant."""
+    policy = refund_policy or {}
+    _policy_validate({f: policy.get(f, RefundPolicy._meta.get_field(f).default) for f in _POLICY_FIELDS})
+    try:
+        with transaction.atomic():
+            product = Product.objects.create(
+                merchant=merchant, sku=sku, name=name, kind=kind, price=price, currency=currency
+            )
+    except IntegrityError:
+        raise ConflictError(
+            "A product with this sku already exists.", code="duplicate_sku", fields={"sku": ["Already exists."]}
+        ) from None
+    RefundPolicy.objects.create(product=product, **policy)
+    return product
+
+
+@transaction.atomic
+def product_update(*, product: Product, refund_policy: dict | None = None, **changes) -> Product:
+    """Rename, reprice or change the refund policy of a product (orders keep their captured amount)."""
+    allowed = {"name", "price", "is_active"}
+    if set(changes) - allowed:
+        bad = sorted(set(changes) - allowed)
+        raise ServiceError("These fields cannot be changed.", fields={f: ["Cannot be changed."] for f in bad})
+    for field, value in changes.items():
+        setattr(product, field, value)
+    if changes:
+        product.save(update_fields=list(changes))
+    if refund_policy:
+        policy = RefundPolicy.objects.select_for_update().get(product=product)
+        merged = {f: refund_policy.get(f, getattr(policy, f)) for f in _POLICY_FIELDS}
+        _policy_validate(merged)
+        for field, value in refund_policy.items():
+            setattr(policy, field, value)
+        policy.save(update_fields=list(refund_policy))
+    return product
+
+
+def order_capture_lines(*, order: Order) -> list[Line]:
+    """Capture: the platform holds the customer's money (debit cash) and owes it to the merchant."""
+    cash = ledger_account_get_or_create(
+        owner="platform", kind=LedgerAccount.Kind.CASH_CLEARING, currency=order.currency
+    )
+    payable = ledger_account_get_or_create(
+        owner=f"merchant:{order.merchant_id}", kind=LedgerAccount.Kind.MERCHANT_PAYABLE, currency=order.currency
+    )
+    return [Line(cash, order.amount), Line(payable, -order.amount)]
+
+
+def order_create(
+    *,
+    merchant: Merchant,
+    external_id: str,
+    customer_external_id: str,
+    product_sku: str,
+    amount: int,
+    currency: str,
+    paid_at: datetime,
+    payment_method: str,
+    device_id: str = "",
+    ip: str | None = None,
+    referrer_external_id: str | None = None,
+    payer_account: dict | None = None,
+) -> Order:
+    """Record a paid order and post its capture to the ledger, in one transaction.
+
+    The referrer defaults to the customer's own referrer (the distributor tree). `paid_at` may
+    not lie in the future beyond `PAID_AT_CLOCK_SKEW`. A repeated `external_id` is a 409.
+    """
+    errors: dict[str, list[str]] = {}
+    customer = Customer.objects.filter(merchant=merchant, external_id=customer_external_id).first()
+    if customer is None:
+        errors["customer"] = ["No customer with this external_id."]
+    product = Product.objects.filter(merchant=merchant, sku=product_sku).first()
+    if product is None:
+        errors["product"] = ["No product with this sku."]
+    elif product.currency != currency:
+        errors["currency"] = [f"Must match the product's currency ({product.currency})."]
+    if paid_at > timezone.now() + PAID_AT_CLOCK_SKEW:
+        errors["paid_at"] = ["Cannot be in the future."]
+    referrer = None
+    if referrer_external_id:
+        referrer = Customer.objects.filter(merchant=merchant, external_id=referrer_external_id).first()
+        if referrer is None:
+            errors["referrer"] = ["No customer with this external_id."]
+        elif customer is not None and referrer.pk == customer.pk:
+            errors["referrer"] = ["A customer cannot refer their own order."]
+    elif customer is not None:
+        referrer = customer.referrer
+    if errors:
+        raise ServiceError("Some fields are invalid.", code="validation_error", fields=errors)
+
+    try:
+        with transaction.atomic():
+            account = None
+            if payer_account:
+                account = bank_account_get_or_create(merchant=merchant, customer=customer, **payer_account)
+            order = Order.objects.create(
+                merchant=merchant,
+                external_id=external_id,
+                customer=customer,
+                product=product,
+                amount=amount,
+                currency=currency,
+                paid_at=paid_at,
+                payment_method=payment_method,
+                device_id=device_id,
+                ip=ip or None,
+                referrer=referrer,
+                payer_account=account,
+            )
+            ledger_post(
+                reference=f"order:{order.pk}:capture",
+                kind="order_capture",
+                lines=order_capture_lines(order=order),
+                description=f"capture of order {external_id}",
+            )
+    except IntegrityError:
+        raise ConflictError(
+            "An order with this external_id already exists.",
+            code="duplicate_external_id",
+            fields={"external_id": ["Already exists."]},
+        ) from None
+    logger.info("order captured order=%s merchant=%s amount=%s %s", order.pk, merchant.pk, amount, currency)
+    return order
+
+
+def usage_record(
+    *, order: Order, kind: str, value: int | None = None, occurred_at: datetime | None = None
+) -> UsageEvent:
+    """Store one usage fact of an order (progress %, key revealed/activated, download)."""
+    occurred_at = occurred_at or timezone.now()
+    if kind == UsageEvent.Kind.PROGRESS:
+        if value is None:
+            raise ServiceError("Progress needs a value.", fields={"value": ["Required for progress (0–100)."]})
+    elif value is not None:
+        raise ServiceError("Only progress carries a value.", fields={"value": ["Only allowed for progress."]})
+    if occurred_at > timezone.now() + PAID_AT_CLOCK_SKEW:
+        raise ServiceError("Cannot be in the future.", fields={"occurred_at": ["Cannot be in the future."]})
+    if occurred_at < order.paid_at - PAID_AT_CLOCK_SKEW:
+        raise ServiceError("Usage cannot precede payment.", fields={"occurred_at": ["Before the order was paid."]})
+    return UsageEvent.objects.create(order=order, kind=kind, value=value, occurred_at=occurred_at)
