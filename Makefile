@@ -32,7 +32,7 @@ run: seed
 	@echo "  API docs  http://127.0.0.1:$(PORT)/api/docs/  demo key rg_demo_local_only_key_0000000000000000"
 	@echo "  health    http://127.0.0.1:$(PORT)/healthz"
 	@echo ""
-	PORT=$(PORT) $(VENV)/bin/honcho -f Procfile.dev start
+	PORT=$(PORT) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)} $(VENV)/bin/honcho -f Procfile.dev start
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

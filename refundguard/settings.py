@@ -5,6 +5,7 @@ setup (SQLite, a filesystem Celery broker, the in-memory channel layer, console 
 `make run` works on a bare machine; `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL and Redis.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -54,7 +55,10 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.orders",
     "apps.ledger",
+    "apps.gateways",
+    "apps.refunds",
     "apps.console",
+    "apps.track",
 ]
 
 MIDDLEWARE = [
@@ -141,7 +145,9 @@ else:
 
 # --- Celery -----------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+# The filesystem transport ignores host and vhost, but naming them keeps kombu from warning
+# "No hostname was supplied" on every connection.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # One folder for in and out: every process on this machine shares the queue, and the
     # transport still answers broadcast control commands (`celery inspect ping`).
@@ -173,7 +179,42 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.common.tasks.heartbeat_task",
         "schedule": float(HEARTBEAT_SECONDS),
     },
+    "refund-poll": {
+        "task": "apps.refunds.tasks.refund_poll_due_task",
+        "schedule": float(env.int("REFUND_POLL_TICK_SECONDS", default=3)),
+    },
+    "idempotency-purge": {
+        "task": "apps.common.tasks.idempotency_purge_task",
+        "schedule": 3600.0,
+    },
+    # The sandbox bank sends its due webhooks (no-op when SANDBOX_BANK_ENABLED is off).
+    "sandbox-bank-webhooks": {
+        "task": "apps.gateways.tasks.sandbox_bank_deliver_webhooks_task",
+        "schedule": 2.0,
+    },
 }
+
+# --- Bank channels and the sandbox bank ---------------------------------------------------------
+# Signed webhooks older or newer than this are refused (replay window), seconds.
+CHANNEL_WEBHOOK_TOLERANCE_SECONDS = env.int("CHANNEL_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# The sandbox bank (DESIGN.md, "Sandbox bank") is mounted at /sandbox/bank/; on by default only in DEBUG.
+SANDBOX_BANK_ENABLED = env.bool("SANDBOX_BANK_ENABLED", default=DEBUG)
+# Where the sandbox adapter finds the bank when a channel has no base_url; empty means
+# PUBLIC_BASE_URL + "/sandbox/bank" (the copy mounted in this process).
+SANDBOX_BANK_URL = env.str("SANDBOX_BANK_URL", default="")
+_DEV_SANDBOX_WEBHOOK_SECRET = "whsec_dev_only_sandbox_bank_0123456789abcdef"
+SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default=_DEV_SANDBOX_WEBHOOK_SECRET if DEBUG else "")
+if SANDBOX_BANK_ENABLED and not DEBUG and SANDBOX_WEBHOOK_SECRET in ("", _DEV_SANDBOX_WEBHOOK_SECRET):
+    raise ImproperlyConfigured("SANDBOX_WEBHOOK_SECRET must be set when the sandbox bank runs with DEBUG off.")
+# Seconds until an ordinary transfer settles; 0001 accounts take SANDBOX_BANK_DELAY_SECONDS (30 h);
+# 0003 accounts get their money back SANDBOX_BANK_RETURN_SECONDS after settling.
+SANDBOX_BANK_SETTLE_SECONDS = env.float("SANDBOX_BANK_SETTLE_SECONDS", default=2.0)
+SANDBOX_BANK_DELAY_SECONDS = env.float("SANDBOX_BANK_DELAY_SECONDS", default=30 * 3600.0)
+SANDBOX_BANK_RETURN_SECONDS = env.float("SANDBOX_BANK_RETURN_SECONDS", default=60.0)
+# How long 0005/0006 submits take to answer: longer than a channel's timeout_seconds (default 5).
+SANDBOX_BANK_TIMEOUT_SLEEP = env.float("SANDBOX_BANK_TIMEOUT_SLEEP", default=6.0)
+# Timeout of the bank's own webhook POSTs, seconds.
+SANDBOX_BANK_WEBHOOK_TIMEOUT = env.float("SANDBOX_BANK_WEBHOOK_TIMEOUT", default=5.0)
 
 # --- Email ------------------------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -193,7 +234,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = DEBUG
 
@@ -204,6 +246,27 @@ SUPPORTED_CURRENCIES = env.list(
 # Largest single amount accepted anywhere, in minor units (fits a signed 64-bit column with room
 # for sums); anything larger is refused as bad input.
 MAX_AMOUNT_MINOR = env.int("MAX_AMOUNT_MINOR", default=10**15)
+
+# How long an Idempotency-Key is remembered (the contract promises at least 24 h).
+IDEMPOTENCY_TTL = timedelta(hours=env.int("IDEMPOTENCY_TTL_HOURS", default=48))
+
+# --- Refund movement timing ----------------------------------------------------------------------
+# How often in-flight refunds are queried when no webhook has arrived, and how long after a
+# submit timeout we wait before querying (a slow bank may still be executing the request).
+REFUND_POLL_INTERVAL = timedelta(seconds=env.int("REFUND_POLL_INTERVAL_SECONDS", default=5))
+REFUND_UNKNOWN_QUERY_DELAY = timedelta(seconds=env.int("REFUND_UNKNOWN_QUERY_DELAY_SECONDS", default=3))
+# Retryable failures retry with exponential backoff: base × 2^n, capped, at most this many times.
+REFUND_RETRY_BASE = timedelta(seconds=env.int("REFUND_RETRY_BASE_SECONDS", default=10))
+REFUND_RETRY_CAP = timedelta(seconds=env.int("REFUND_RETRY_CAP_SECONDS", default=3600))
+REFUND_MAX_RETRIES = env.int("REFUND_MAX_RETRIES", default=6)
+# A success is queried again for this long: banks return funds days later (account closed).
+REFUND_VERIFY_WINDOW = timedelta(hours=env.int("REFUND_VERIFY_WINDOW_HOURS", default=72))
+REFUND_VERIFY_INTERVAL = timedelta(seconds=env.int("REFUND_VERIFY_INTERVAL_SECONDS", default=30))
+REFUND_POLL_BATCH = env.int("REFUND_POLL_BATCH", default=500)
+# The promise shown to customers, by payment method (hours until arrival at the latest).
+REFUND_ETA_HOURS = {"card": 72, "bank_transfer": 24, "wallet": 2, "balance": 1}
+# Customer progress links stay valid this long.
+REFUND_LINK_MAX_AGE = timedelta(days=env.int("REFUND_LINK_MAX_AGE_DAYS", default=90))
 
 # Requests larger than this are refused before parsing (bytes).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -8,6 +9,7 @@ from apps.common.views import healthz
 api_v1 = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.orders.urls")),
+    path("", include("apps.refunds.urls")),
 ]
 
 urlpatterns = [
@@ -18,5 +20,12 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include(api_v1)),
     path("console/", include("apps.console.urls")),
+    path("r/", include("apps.track.urls")),
     path("healthz", healthz, name="healthz"),
+    path("webhooks/channels/", include("apps.gateways.urls")),
 ]
+
+if settings.SANDBOX_BANK_ENABLED:
+    urlpatterns.append(path("sandbox/bank/", include("apps.gateways.sandbox.urls")))
+
+handler404 = "apps.common.views.not_found"

@@ -54,7 +54,7 @@ class CustomerListCreateView(MerchantAPIView):
     @extend_schema(responses=CustomerOutSerializer(many=True))
     def get(self, request):
         queryset = customer_list_for_merchant(merchant=self.merchant)
-        if external_id := request.query_params.get("external_id"):
+        if external_id := self.query_text("external_id"):
             queryset = queryset.filter(external_id=external_id)
         return self.paginated(queryset, CustomerOutSerializer)
 

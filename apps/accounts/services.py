@@ -91,6 +91,8 @@ def customer_create(
     registered_at: datetime | None = None,
 ) -> Customer:
     """Register a merchant's customer; `external_id` is unique per merchant (409 on repeat)."""
+    if registered_at is not None and registered_at > timezone.now() + timedelta(minutes=2):
+        raise ServiceError("Cannot be in the future.", fields={"registered_at": ["Cannot be in the future."]})
     referrer = _referrer_for(merchant=merchant, referrer_external_id=referrer_external_id)
     try:
         with transaction.atomic():
@@ -131,7 +133,9 @@ def bank_account_get_or_create(
 ) -> BankAccount:
     """The stored account with this number for this owner, created (encrypted) on first use."""
     digits = account_number.replace(" ", "")
-    if not digits.isdigit() or not 8 <= len(digits) <= 30:
+    # ASCII only: str.isdigit() also takes "６２２２" or "²", which would be stored, fingerprinted
+    # apart from the same number in ASCII digits and sent to channels as is.
+    if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 30:
         raise ServiceError("Account number must be 8–30 digits.", fields={"account_number": ["Must be 8–30 digits."]})
     fp = fingerprint(digits)
     existing = BankAccount.objects.filter(merchant=merchant, customer=customer, fingerprint=fp).first()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
+from apps.common.fields import SingleLineCharField
 from apps.common.tenancy import request_merchant
 
 
@@ -13,6 +15,21 @@ class MerchantAPIView(APIView):
     @property
     def merchant(self):
         return request_merchant(self.request)
+
+    def query_text(self, name: str, *, max_length: int = 100) -> str | None:
+        """A single-line filter from the query string (None when absent or blank), or a 400.
+
+        Filters reach SQL as parameters; PostgreSQL refuses text containing NUL, which would
+        otherwise surface as a 500.
+        """
+        raw = self.request.query_params.get(name)
+        if raw is None:
+            return None
+        try:
+            value = SingleLineCharField(max_length=max_length, allow_blank=True).run_validation(raw)
+        except ValidationError as exc:
+            raise ValidationError({name: exc.detail}) from None
+        return value or None
 
     def paginated(self, queryset, serializer_class):
         paginator = self.pagination_class()

@@ -11,7 +11,7 @@ class ServiceError(Exception):
     """A business rule refused the action. Nothing was written."""
 
     status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
+    code = "validation_error"
 
     def __init__(self, message: str, *, code: str | None = None, fields: dict | None = None) -> None:
         super().__init__(message)
@@ -40,3 +40,8 @@ class PayloadTooLargeError(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body is too large."
     default_code = "payload_too_large"
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    """The API's error shape (DESIGN.md): {"error": {"code", "message", "fields"}}."""
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from apps.common.errors import PayloadTooLargeError, ServiceError
+from apps.common.errors import PayloadTooLargeError, ServiceError, error_body
 
 _CODES = {
     exceptions.ValidationError: "validation_error",
@@ -45,14 +46,14 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
-def error_body(code: str, message: str, fields: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
-
-
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ServiceError):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        # DRF reads `request.body` before any parser runs, so Django's own size check fires
+        # first; without this it would escape DRF as an HTML 400 instead of our 413.
+        exc = PayloadTooLargeError()
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

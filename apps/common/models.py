@@ -11,3 +11,22 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_at:%Y-%m-%d %H:%M:%S} (×{self.count})"
+
+
+class IdempotencyRecord(models.Model):
+    """A claimed `Idempotency-Key` and, once answered, the response to replay."""
+
+    scope = models.CharField(max_length=64, help_text='Whose key: "merchant:12".')
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=100)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of endpoint + canonical body.")
+    claimed_at = models.DateTimeField(db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_per_scope")]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key}"

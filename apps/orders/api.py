@@ -1,3 +1,4 @@
+from django.core.validators import RegexValidator
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -61,6 +62,12 @@ class ProductUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     is_active = serializers.BooleanField(required=False)
     refund_policy = RefundPolicySerializer(required=False, partial=True)
 
+    def to_internal_value(self, data):
+        # true/false only: DRF's BooleanField would take "no", "off" or 0 and deactivate the product.
+        if isinstance(data, dict) and "is_active" in data and not isinstance(data["is_active"], bool):
+            raise serializers.ValidationError({"is_active": ["Must be true or false."]})
+        return super().to_internal_value(data)
+
 
 class ProductOutSerializer(serializers.ModelSerializer):
     refund_policy = RefundPolicySerializer(read_only=True)
@@ -77,7 +84,7 @@ class ProductListCreateView(MerchantAPIView):
     @extend_schema(responses=ProductOutSerializer(many=True))
     def get(self, request):
         queryset = product_list_for_merchant(merchant=self.merchant)
-        if sku := request.query_params.get("sku"):
+        if sku := self.query_text("sku"):
             queryset = queryset.filter(sku=sku)
         return self.paginated(queryset, ProductOutSerializer)
 
@@ -110,7 +117,10 @@ class ProductDetailView(MerchantAPIView):
 class AccountInSerializer(StrictSerializerMixin, serializers.Serializer):
     holder_name = SingleLineCharField(max_length=200)
     bank = SingleLineCharField(max_length=100)
-    account_number = serializers.RegexField(r"^\d{8,30}$", max_length=30)
+    # A string only: as a JSON number it would lose leading zeros (and precision in JS clients).
+    account_number = SingleLineCharField(
+        max_length=30, validators=[RegexValidator(r"^\d{8,30}$", "Must be 8–30 digits.")]
+    )
 
 
 class OrderInSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -165,7 +175,7 @@ class OrderListCreateView(MerchantAPIView):
     @extend_schema(responses=OrderOutSerializer(many=True))
     def get(self, request):
         queryset = order_list_for_merchant(merchant=self.merchant)
-        if external_id := request.query_params.get("external_id"):
+        if external_id := self.query_text("external_id"):
             queryset = queryset.filter(external_id=external_id)
         return self.paginated(queryset, OrderOutSerializer)
 

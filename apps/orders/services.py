@@ -113,6 +113,9 @@ def order_create(
     not lie in the future beyond `PAID_AT_CLOCK_SKEW`. A repeated `external_id` is a 409.
     """
     errors: dict[str, list[str]] = {}
+    # Checked here, not left to the amount > 0 constraint: its IntegrityError would read as a duplicate.
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        errors["amount"] = ["Must be a positive integer number of minor units."]
     customer = Customer.objects.filter(merchant=merchant, external_id=customer_external_id).first()
     if customer is None:
         errors["customer"] = ["No customer with this external_id."]
@@ -182,6 +185,8 @@ def usage_record(
         raise ServiceError("Only progress carries a value.", fields={"value": ["Only allowed for progress."]})
     if occurred_at > timezone.now() + PAID_AT_CLOCK_SKEW:
         raise ServiceError("Cannot be in the future.", fields={"occurred_at": ["Cannot be in the future."]})
-    if occurred_at < order.paid_at - PAID_AT_CLOCK_SKEW:
+    # Added to occurred_at (bounded above just before) rather than subtracted from paid_at, which
+    # overflows for an order paid at datetime.min.
+    if occurred_at + PAID_AT_CLOCK_SKEW < order.paid_at:
         raise ServiceError("Usage cannot precede payment.", fields={"occurred_at": ["Before the order was paid."]})
     return UsageEvent.objects.create(order=order, kind=kind, value=value, occurred_at=occurred_at)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiKey, Customer, Merchant, User
 from apps.accounts.services import api_key_create, api_key_hash, customer_create, staff_create
+from apps.gateways.services import ensure_sandbox_channel
 from apps.orders.models import Order, Product
 from apps.orders.services import order_create, product_create, usage_record
 
@@ -71,6 +72,9 @@ class Command(BaseCommand):
     def handle(self, *args, force: bool = False, **options):
         if not settings.DEBUG and not force:
             raise CommandError("seed_demo creates known passwords and keys; refusing with DEBUG off (use --force).")
+        # The channels refunds and payouts leave through: the sandbox bank and its backup.
+        if settings.SANDBOX_WEBHOOK_SECRET:
+            ensure_sandbox_channel()
         merchant, _ = Merchant.objects.get_or_create(name=DEMO_MERCHANT)
         if not ApiKey.objects.filter(key_hash=api_key_hash(DEMO_API_KEY)).exists():
             api_key_create(merchant=merchant, name="demo", raw_key=DEMO_API_KEY)

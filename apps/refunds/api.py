@@ -1,0 +1,178 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from apps.common.api import MerchantAPIView
+from apps.common.fields import (
+    CurrencyField,
+    MinorUnitsField,
+    MultiLineCharField,
+    SingleLineCharField,
+    StrictSerializerMixin,
+)
+from apps.common.idempotency import idempotent
+from apps.orders.api import AccountInSerializer
+from apps.refunds.models import Refund, RefundEvent
+from apps.refunds.selectors import refund_list_for_merchant
+from apps.refunds.services import refund_cancel, refund_progress_url, refund_request, refund_review
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="Unique per refund you mean to create; repeating it replays the first response.",
+)
+
+
+def _actor(request) -> str:
+    return request.user.get_username()
+
+
+class RefundInSerializer(StrictSerializerMixin, serializers.Serializer):
+    order = SingleLineCharField(max_length=100)
+    amount = MinorUnitsField()
+    currency = CurrencyField(required=False)
+    reason = serializers.ChoiceField(choices=Refund.Reason.choices)
+    reason_text = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
+    device_id = SingleLineCharField(max_length=100, required=False, allow_blank=True)
+    ip = serializers.IPAddressField(required=False, allow_null=True)
+    destination_account = AccountInSerializer(required=False)
+
+
+class RefundOutSerializer(serializers.ModelSerializer):
+    order = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    customer = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    destination_account = serializers.SerializerMethodField()
+    progress_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Refund
+        fields = (
+            "id",
+            "order",
+            "customer",
+            "amount",
+            "currency",
+            "reason",
+            "reason_text",
+            "status",
+            "decision",
+            "destination_account",
+            "failure_code",
+            "responsible_party",
+            "retry_count",
+            "expected_arrival_at",
+            "progress_url",
+            "submitted_at",
+            "succeeded_at",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+    def get_destination_account(self, refund: Refund) -> dict | None:
+        account = refund.destination_account
+        if account is None:
+            return None
+        return {"holder_name": account.holder_name, "bank": account.bank, "account_number": account.masked_number}
+
+    def get_progress_url(self, refund: Refund) -> str:
+        return refund_progress_url(refund)
+
+
+class RefundEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RefundEvent
+        fields = ("id", "code", "from_status", "to_status", "message_key", "responsible_party", "actor", "created_at")
+        read_only_fields = fields
+
+
+class ReviewSerializer(StrictSerializerMixin, serializers.Serializer):
+    note = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
+
+
+class RefundListCreateView(MerchantAPIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(
+        responses=RefundOutSerializer(many=True),
+        parameters=[OpenApiParameter("status", str), OpenApiParameter("order", str)],
+    )
+    def get(self, request):
+        queryset = refund_list_for_merchant(merchant=self.merchant)
+        if wanted := self.query_text("status"):
+            queryset = queryset.filter(status=wanted)
+        if order := self.query_text("order"):
+            queryset = queryset.filter(order__external_id=order)
+        return self.paginated(queryset, RefundOutSerializer)
+
+    @extend_schema(request=RefundInSerializer, responses={201: RefundOutSerializer}, parameters=[IDEMPOTENCY_HEADER])
+    def post(self, request):
+        def create() -> Response:
+            data = RefundInSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            fields = dict(data.validated_data)
+            refund = refund_request(
+                merchant=self.merchant,
+                order_external_id=fields.pop("order"),
+                actor=_actor(request),
+                **fields,
+            )
+            return Response(RefundOutSerializer(refund).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(
+            request=request, scope=f"merchant:{self.merchant.pk}", endpoint="refunds.create", handler=create
+        )
+
+
+class RefundDetailView(MerchantAPIView):
+    @extend_schema(responses=RefundOutSerializer)
+    def get(self, request, pk: int):
+        refund = get_object_or_404(refund_list_for_merchant(merchant=self.merchant), pk=pk)
+        return Response(RefundOutSerializer(refund).data)
+
+
+class RefundEventsView(MerchantAPIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(responses=RefundEventSerializer(many=True))
+    def get(self, request, pk: int):
+        refund = get_object_or_404(Refund.objects.filter(merchant=self.merchant), pk=pk)
+        return self.paginated(refund.events.all(), RefundEventSerializer)
+
+
+class _RefundActionView(MerchantAPIView):
+    def get_refund(self, pk: int) -> Refund:
+        return get_object_or_404(Refund.objects.filter(merchant=self.merchant), pk=pk)
+
+    def respond(self, refund: Refund) -> Response:
+        refund = refund_list_for_merchant(merchant=self.merchant).get(pk=refund.pk)
+        return Response(RefundOutSerializer(refund).data)
+
+
+class RefundCancelView(_RefundActionView):
+    @extend_schema(request=None, responses=RefundOutSerializer)
+    def post(self, request, pk: int):
+        refund = self.get_refund(pk)
+        return self.respond(refund_cancel(refund_id=refund.pk, actor=_actor(request)))
+
+
+class RefundApproveView(_RefundActionView):
+    approve = True
+
+    @extend_schema(request=ReviewSerializer, responses=RefundOutSerializer)
+    def post(self, request, pk: int):
+        refund = self.get_refund(pk)
+        data = ReviewSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        refund = refund_review(
+            refund_id=refund.pk, approve=self.approve, actor=_actor(request), note=data.validated_data.get("note", "")
+        )
+        return self.respond(refund)
+
+
+class RefundRejectView(RefundApproveView):
+    approve = False

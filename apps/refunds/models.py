@@ -1,0 +1,197 @@
+"""Refunds and their timeline.
+
+State machine (DESIGN.md): requested → approved | manual_review | rejected | tech_support;
+manual_review → approved | rejected; approved → submitted → processing → succeeded | failed;
+submitted|processing → unknown (timeout: query before any retry) → submitted (not executed: resend
+the same request id) | processing | succeeded | failed; failed → approved (retryable) or
+needs_action (customer must fix the account) → approved; succeeded → reversed;
+requested|approved|manual_review|needs_action → cancelled.
+
+Transition methods only declare; `apps.refunds.services` locks, transitions, saves and records.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from apps.accounts.models import BankAccount, Customer, Merchant
+from apps.gateways.models import Channel
+from apps.orders.models import Order
+
+
+class Party(models.TextChoices):
+    PLATFORM = "platform", "Platform"
+    BANK = "bank", "Bank"
+    CUSTOMER = "customer", "Customer"
+    MERCHANT = "merchant", "Merchant"
+
+
+def _public_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Refund(FSMModelMixin, models.Model):
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        APPROVED = "approved", "Approved"
+        MANUAL_REVIEW = "manual_review", "In manual review"
+        REJECTED = "rejected", "Rejected"
+        TECH_SUPPORT = "tech_support", "Routed to technical support"
+        SUBMITTED = "submitted", "Submitted to bank"
+        PROCESSING = "processing", "Bank processing"
+        UNKNOWN = "unknown", "Outcome unknown (querying bank)"
+        SUCCEEDED = "succeeded", "Arrived"
+        FAILED = "failed", "Failed"
+        NEEDS_ACTION = "needs_action", "Customer action needed"
+        REVERSED = "reversed", "Returned by bank"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Reason(models.TextChoices):
+        MISTAKE = "mistake", "Bought by mistake"
+        NOT_AS_DESCRIBED = "not_as_described", "Not as described"
+        CANNOT_USE = "cannot_use", "Cannot use"
+        DUPLICATE = "duplicate", "Duplicate purchase"
+        OTHER = "other", "Other"
+
+    # Money is reserved against the order while a refund is in one of these states (invariant:
+    # succeeded + reserved ≤ captured).
+    RESERVING = (
+        Status.REQUESTED,
+        Status.APPROVED,
+        Status.MANUAL_REVIEW,
+        Status.SUBMITTED,
+        Status.PROCESSING,
+        Status.UNKNOWN,
+        Status.SUCCEEDED,
+        Status.NEEDS_ACTION,
+    )
+    IN_FLIGHT = (Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN)
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="refunds")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    reason_text = models.TextField(blank=True, max_length=2000)
+    status = FSMField(default=Status.REQUESTED, choices=Status.choices, protected=True, db_index=True)
+    decision = models.JSONField(default=dict, blank=True)
+    destination_account = models.ForeignKey(
+        BankAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"
+    )
+    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds")
+    # Request ids sent to the channel are "refund:<id>:<submission_seq>"; the sequence moves only when
+    # the destination changes (needs_action → approved), so a resend after a timeout reuses it.
+    submission_seq = models.PositiveIntegerField(default=1)
+    # Counts approved → submitted moves; ledger references of in-flight postings carry it.
+    attempt = models.PositiveIntegerField(default=0)
+    channel_reference = models.CharField(max_length=128, blank=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+    responsible_party = models.CharField(max_length=16, choices=Party.choices, blank=True)
+    retry_count = models.PositiveIntegerField(default=0)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    verify_until = models.DateTimeField(
+        null=True, blank=True, help_text="Keep querying a success for late returns until then."
+    )
+    expected_arrival_at = models.DateTimeField(null=True, blank=True)
+    public_token = models.CharField(max_length=64, unique=True, default=_public_token, editable=False)
+    device_id = models.CharField(max_length=100, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    requested_by = models.CharField(max_length=100, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(name="refund_amount_positive", condition=Q(amount__gt=0))]
+        indexes = [
+            models.Index(fields=["status", "next_poll_at"], name="refund_poll_idx"),
+            models.Index(fields=["order", "status"], name="refund_order_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"refund {self.pk} of {self.order} ({self.status})"
+
+    @property
+    def request_id(self) -> str:
+        return f"refund:{self.pk}:{self.submission_seq}"
+
+    # --- transitions: declarations only --------------------------------------------------------
+    @transition(field=status, source=Status.REQUESTED, target=Status.APPROVED)
+    def approve_auto(self): ...
+
+    @transition(field=status, source=Status.REQUESTED, target=Status.MANUAL_REVIEW)
+    def send_to_review(self): ...
+
+    @transition(field=status, source=[Status.REQUESTED, Status.MANUAL_REVIEW], target=Status.REJECTED)
+    def reject(self): ...
+
+    @transition(field=status, source=Status.REQUESTED, target=Status.TECH_SUPPORT)
+    def route_to_tech_support(self): ...
+
+    @transition(field=status, source=Status.MANUAL_REVIEW, target=Status.APPROVED)
+    def approve_review(self): ...
+
+    @transition(field=status, source=Status.APPROVED, target=Status.SUBMITTED)
+    def submit(self): ...
+
+    @transition(field=status, source=Status.UNKNOWN, target=Status.SUBMITTED)
+    def resubmit(self): ...
+
+    @transition(field=status, source=[Status.SUBMITTED, Status.UNKNOWN], target=Status.PROCESSING)
+    def mark_processing(self): ...
+
+    @transition(field=status, source=[Status.SUBMITTED, Status.PROCESSING], target=Status.UNKNOWN)
+    def mark_unknown(self): ...
+
+    @transition(field=status, source=[Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN], target=Status.SUCCEEDED)
+    def succeed(self): ...
+
+    @transition(field=status, source=[Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN], target=Status.FAILED)
+    def fail(self): ...
+
+    @transition(field=status, source=Status.FAILED, target=Status.APPROVED)
+    def retry(self): ...
+
+    @transition(field=status, source=Status.FAILED, target=Status.NEEDS_ACTION)
+    def require_action(self): ...
+
+    @transition(field=status, source=Status.NEEDS_ACTION, target=Status.APPROVED)
+    def action_taken(self): ...
+
+    @transition(field=status, source=Status.SUCCEEDED, target=Status.REVERSED)
+    def reverse(self): ...
+
+    @transition(
+        field=status,
+        source=[Status.REQUESTED, Status.APPROVED, Status.MANUAL_REVIEW, Status.NEEDS_ACTION],
+        target=Status.CANCELLED,
+    )
+    def cancel(self): ...
+
+
+class RefundEvent(models.Model):
+    """One line of a refund's timeline: what happened, why, who is responsible, who did it."""
+
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="events")
+    code = models.CharField(max_length=48)
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16, blank=True)
+    message_key = models.CharField(max_length=100)
+    responsible_party = models.CharField(max_length=16, choices=Party.choices)
+    actor = models.CharField(max_length=100)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        indexes = [models.Index(fields=["refund", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.refund_id}: {self.code} ({self.from_status}→{self.to_status})"

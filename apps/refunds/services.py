@@ -1,0 +1,687 @@
+"""Every write to a refund: request, decide, review, submit, apply channel results, poll, retry, cancel.
+
+Locking: each service re-reads the refund with `select_for_update()`; requests and retries lock the
+order row first, which serialises everything that reserves money against one order (PostgreSQL).
+Channel calls never run inside a transaction: the refund is committed as `submitted` *before* the
+bank is called, so a crash after the call is recovered by querying, never by a blind resend.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import Sum
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.accounts.models import Merchant
+from apps.accounts.selectors import customer_is_frozen
+from apps.accounts.services import bank_account_get_or_create
+from apps.common.errors import ServiceError, UnprocessableError
+from apps.gateways import reasons
+from apps.gateways.base import Account, ChannelError, ChannelResult, ChannelTimeout, TransferRequest, TransferStatus
+from apps.gateways.services import channel_for, channel_query, channel_submit
+from apps.ledger.models import LedgerAccount
+from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
+from apps.orders.models import Order
+from apps.refunds.models import Party, Refund, RefundEvent
+from apps.refunds.signals import refund_anomaly, refund_state_changed
+
+logger = logging.getLogger(__name__)
+
+S = Refund.Status
+PROGRESS_SALT = "refunds.progress"
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _lock(refund_id: int) -> Refund:
+    # of=("self",): the joined rows are nullable, and PostgreSQL refuses FOR UPDATE on an outer join.
+    return (
+        Refund.objects.select_for_update(of=("self",))
+        .select_related("channel", "destination_account")
+        .get(pk=refund_id)
+    )
+
+
+def _record(
+    refund: Refund,
+    *,
+    code: str,
+    party: str,
+    actor: str,
+    from_status: str = "",
+    message_key: str | None = None,
+    detail: dict | None = None,
+) -> RefundEvent:
+    return RefundEvent.objects.create(
+        refund=refund,
+        code=code,
+        from_status=from_status,
+        to_status=refund.status,
+        message_key=message_key or f"refund.{code}",
+        responsible_party=party,
+        actor=actor,
+        detail=detail or {},
+    )
+
+
+def _move(
+    refund: Refund,
+    transition: str,
+    *,
+    code: str,
+    party: str,
+    actor: str,
+    fields: tuple[str, ...] = (),
+    message_key: str | None = None,
+    detail: dict | None = None,
+) -> RefundEvent:
+    """Run one FSM transition on a locked refund, save it, write its event, announce after commit."""
+    before = refund.status
+    getattr(refund, transition)()
+    refund.save(update_fields=["status", "updated_at", *fields])
+    event = _record(
+        refund, code=code, party=party, actor=actor, from_status=before, message_key=message_key, detail=detail
+    )
+    payload = {
+        "refund_id": refund.pk,
+        "merchant_id": refund.merchant_id,
+        "from_status": before,
+        "to_status": refund.status,
+        "event_code": code,
+        "responsible_party": party,
+    }
+    transaction.on_commit(lambda: refund_state_changed.send(sender=Refund, **payload))
+    return event
+
+
+def _anomaly(refund: Refund, kind: str, detail: dict) -> None:
+    logger.warning("refund anomaly refund=%s kind=%s detail=%s", refund.pk, kind, detail)
+    payload = {"refund_id": refund.pk, "merchant_id": refund.merchant_id, "kind": kind, "detail": detail}
+    transaction.on_commit(lambda: refund_anomaly.send(sender=Refund, **payload))
+
+
+def _post(refund: Refund, suffix: str, debit: tuple[str, str], credit: tuple[str, str], description: str) -> None:
+    accounts = [
+        ledger_account_get_or_create(owner=owner, kind=kind, currency=refund.currency)
+        for owner, kind in (debit, credit)
+    ]
+    ledger_post(
+        reference=f"refund:{refund.pk}:{suffix}",
+        kind=f"refund_{suffix.split(':')[0]}",
+        lines=[Line(accounts[0], refund.amount), Line(accounts[1], -refund.amount)],
+        description=description,
+    )
+
+
+_MERCHANT = "merchant_payable"
+_IN_FLIGHT = LedgerAccount.Kind.REFUNDS_IN_FLIGHT
+_CASH = LedgerAccount.Kind.CASH_CLEARING
+
+
+def _merchant_owner(refund: Refund) -> str:
+    return f"merchant:{refund.merchant_id}"
+
+
+def _backoff(retry_count: int) -> timedelta:
+    delay = settings.REFUND_RETRY_BASE * (2**retry_count)
+    return min(delay, settings.REFUND_RETRY_CAP)
+
+
+def refund_progress_token(refund: Refund) -> str:
+    return signing.dumps(refund.public_token, salt=PROGRESS_SALT, compress=True)
+
+
+def refund_progress_url(refund: Refund) -> str:
+    path = reverse("track:refund", kwargs={"token": refund_progress_token(refund)})
+    return settings.PUBLIC_BASE_URL.rstrip("/") + path
+
+
+def refund_get_by_progress_token(token: str) -> Refund | None:
+    """The refund a customer link points at, or None when tampered or expired."""
+    try:
+        public_token = signing.loads(token, salt=PROGRESS_SALT, max_age=settings.REFUND_LINK_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    return Refund.objects.filter(public_token=public_token).first()
+
+
+def refundable_remaining(*, order: Order) -> int:
+    reserved = (
+        Refund.objects.filter(order=order, status__in=Refund.RESERVING).aggregate(total=Sum("amount"))["total"] or 0
+    )
+    return order.amount - reserved
+
+
+# --- request and decision -------------------------------------------------------------------------
+
+
+def _decide(refund: Refund) -> dict:
+    """Placeholder decision: approve, unless the customer is frozen. The decision engine replaces it."""
+    started = timezone.now()
+    if customer_is_frozen(customer=refund.customer):
+        outcome, explanation = (
+            "manual_review",
+            {
+                "en": "Your account is under review; a person will look at this refund.",
+                "zh-hans": "您的账户正在审核中，退款将由人工处理。",
+            },
+        )
+    else:
+        outcome, explanation = (
+            "approved",
+            {
+                "en": "Approved automatically. The money goes back the way you paid.",
+                "zh-hans": "已自动同意退款，款项将原路退回。",
+            },
+        )
+    locale = refund.customer.locale if refund.customer.locale in explanation else "zh-hans"
+    return {
+        "outcome": outcome,
+        "explanation": explanation[locale],
+        "rules": [],
+        "latency_ms": int((timezone.now() - started).total_seconds() * 1000),
+    }
+
+
+def refund_request(
+    *,
+    merchant: Merchant,
+    order_external_id: str,
+    amount: int,
+    reason: str,
+    reason_text: str = "",
+    currency: str | None = None,
+    device_id: str = "",
+    ip: str | None = None,
+    destination_account: dict | None = None,
+    actor: str,
+) -> Refund:
+    """Open a refund against an order, decide it, and (if approved) schedule its submission.
+
+    Locks the order row so concurrent requests see each other's reservations: succeeded plus
+    reserved refunds never exceed the captured amount. Raises ServiceError (nothing written) for
+    an unknown order, a currency other than the order's, or an amount over what is refundable.
+    """
+    with transaction.atomic():
+        order = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("customer", "payer_account")
+            .filter(merchant=merchant, external_id=order_external_id)
+            .first()
+        )
+        if order is None:
+            raise ServiceError("Unknown order.", code="validation_error", fields={"order": ["No such order."]})
+        if currency is not None and currency != order.currency:
+            raise ServiceError(
+                "Currency differs from the order's.",
+                code="validation_error",
+                fields={"currency": [f"Must be the order's currency ({order.currency})."]},
+            )
+        remaining = refundable_remaining(order=order)
+        if amount > remaining:
+            raise UnprocessableError(
+                f"Amount exceeds what is refundable on this order ({remaining}).",
+                code="amount_exceeds_refundable",
+                fields={"amount": [f"At most {remaining}."]},
+            )
+        if destination_account:
+            account = bank_account_get_or_create(merchant=merchant, customer=order.customer, **destination_account)
+        else:
+            account = order.payer_account
+        if account is None:
+            raise ServiceError(
+                "The order has no payer account to refund to; give a destination_account.",
+                code="validation_error",
+                fields={"destination_account": ["Required: the order has no payer account."]},
+            )
+        eta = timedelta(hours=settings.REFUND_ETA_HOURS.get(order.payment_method, 72))
+        refund = Refund.objects.create(
+            merchant=merchant,
+            order=order,
+            customer=order.customer,
+            amount=amount,
+            currency=order.currency,
+            reason=reason,
+            reason_text=reason_text,
+            destination_account=account,
+            device_id=device_id,
+            ip=ip or None,
+            requested_by=actor,
+            expected_arrival_at=timezone.now() + eta,
+        )
+        _record(refund, code="requested", party=Party.CUSTOMER, actor=actor, detail={"amount": amount})
+        refund.decision = _decide(refund)
+        refund.save(update_fields=["decision"])
+        if refund.decision["outcome"] == "approved":
+            _move(refund, "approve_auto", code="approved", party=Party.PLATFORM, actor="decision")
+            _schedule_submit(refund.pk)
+        else:
+            _move(refund, "send_to_review", code="manual_review", party=Party.PLATFORM, actor="decision")
+    logger.info("refund requested refund=%s order=%s amount=%s status=%s", refund.pk, order.pk, amount, refund.status)
+    return refund
+
+
+def _schedule_submit(refund_id: int) -> None:
+    from apps.refunds.tasks import refund_submit_task
+
+    transaction.on_commit(lambda: refund_submit_task.delay(refund_id))
+
+
+def refund_review(*, refund_id: int, approve: bool, actor: str, note: str = "") -> Refund:
+    """A reviewer's verdict on a refund in manual review (approve schedules the submission)."""
+    with transaction.atomic():
+        refund = _lock(refund_id)
+        if refund.status != S.MANUAL_REVIEW:
+            raise ServiceError(
+                f"Only refunds in manual review can be reviewed (this one is {refund.status}).", code="invalid_state"
+            )
+        if approve:
+            _move(refund, "approve_review", code="approved", party=Party.MERCHANT, actor=actor, detail={"note": note})
+            _schedule_submit(refund.pk)
+        else:
+            _move(refund, "reject", code="rejected", party=Party.MERCHANT, actor=actor, detail={"note": note})
+    return refund
+
+
+def refund_cancel(*, refund_id: int, actor: str, party: str = Party.CUSTOMER) -> Refund:
+    """Cancel a refund that has not reached the bank (requested, approved, in review, needs action)."""
+    with transaction.atomic():
+        refund = _lock(refund_id)
+        if refund.status not in (S.REQUESTED, S.APPROVED, S.MANUAL_REVIEW, S.NEEDS_ACTION):
+            raise ServiceError(f"A refund that is {refund.status} can no longer be cancelled.", code="invalid_state")
+        _move(refund, "cancel", code="cancelled", party=party, actor=actor, fields=("next_poll_at",))
+        refund.next_poll_at = None
+        refund.save(update_fields=["next_poll_at"])
+    return refund
+
+
+def refund_update_destination(*, refund_id: int, destination_account: dict, actor: str) -> Refund:
+    """The customer fixed their account: a refund needing action goes back to approved, new request id."""
+    with transaction.atomic():
+        refund = _lock(refund_id)
+        if refund.status != S.NEEDS_ACTION:
+            raise ServiceError("Only a refund that needs action takes a new account.", code="invalid_state")
+        refund.destination_account = bank_account_get_or_create(
+            merchant=refund.merchant, customer=refund.customer, **destination_account
+        )
+        refund.submission_seq += 1
+        refund.failure_code = ""
+        _move(
+            refund,
+            "action_taken",
+            code="account_updated",
+            party=Party.CUSTOMER,
+            actor=actor,
+            fields=("destination_account", "submission_seq", "failure_code"),
+        )
+        _schedule_submit(refund.pk)
+    return refund
+
+
+# --- submission ---------------------------------------------------------------------------------------
+
+
+def _transfer_request(refund: Refund) -> TransferRequest:
+    account = refund.destination_account
+    return TransferRequest(
+        request_id=refund.request_id,
+        reference=f"refund:{refund.pk}",
+        amount=refund.amount,
+        currency=refund.currency,
+        account=Account(holder_name=account.holder_name, bank=account.bank, number=account.reveal_number()),
+        kind="refund",
+        memo=f"refund of order {refund.order.external_id}",
+    )
+
+
+def refund_submit(*, refund_id: int) -> Refund:
+    """Send an approved refund to its channel, exactly once.
+
+    Commits `submitted` (and the in-flight ledger posting) before calling the bank; the call's
+    outcome is then applied like any webhook. A timeout moves the refund to `unknown`, which is
+    queried before anything is sent again. Safe to call twice: only an `approved` refund is sent.
+    """
+    with transaction.atomic():
+        refund = _lock(refund_id)
+        if refund.status != S.APPROVED:
+            return refund
+        # After an outage, fail over: the next enabled channel by priority, if there is one.
+        avoid = [refund.channel.code] if refund.channel and refund.failure_code == reasons.OUTAGE.code else []
+        channel = channel_for(capability="refund", exclude=avoid) or channel_for(capability="refund")
+        if channel is None:
+            refund.next_poll_at = timezone.now() + settings.REFUND_POLL_INTERVAL
+            refund.save(update_fields=["next_poll_at"])
+            logger.error("no enabled channel for refunds; refund=%s waits", refund.pk)
+            return refund
+        now = timezone.now()
+        refund.channel = channel
+        refund.attempt += 1
+        refund.submitted_at = now
+        refund.next_poll_at = now + settings.REFUND_POLL_INTERVAL
+        _move(
+            refund,
+            "submit",
+            code="submitted",
+            party=Party.PLATFORM,
+            actor="system",
+            fields=("channel", "attempt", "submitted_at", "next_poll_at"),
+            detail={"channel": channel.code, "request_id": refund.request_id},
+        )
+        _post(
+            refund,
+            f"inflight:{refund.attempt}",
+            debit=(_merchant_owner(refund), _MERCHANT),
+            credit=("platform", _IN_FLIGHT),
+            description=f"refund {refund.pk} sent to {channel.code}",
+        )
+    return _send(refund)
+
+
+def _send(refund: Refund) -> Refund:
+    """Call the channel for a refund committed as `submitted` (no transaction may be open)."""
+    request = _transfer_request(refund)
+    try:
+        result = channel_submit(channel=refund.channel, request=request)
+    except ChannelTimeout:
+        with transaction.atomic():
+            refund = _lock(refund.pk)
+            if refund.status in (S.SUBMITTED, S.PROCESSING):
+                refund.next_poll_at = timezone.now() + settings.REFUND_UNKNOWN_QUERY_DELAY
+                _move(
+                    refund,
+                    "mark_unknown",
+                    code="unknown",
+                    party=Party.BANK,
+                    actor="system",
+                    fields=("next_poll_at",),
+                    detail={"request_id": request.request_id},
+                )
+        return refund
+    except ChannelError as exc:
+        # The adapter raises ChannelError only when the bank was not reached or refused the
+        # instruction unexecuted (outage, bad request): a failure with its reason, nothing paid.
+        result = ChannelResult(
+            status=TransferStatus.FAILED,
+            request_id=request.request_id,
+            reason=exc.reason or reasons.OUTAGE,
+            raw_code=exc.raw_code or "channel_error",
+        )
+    return _apply_and_follow_up(refund.pk, result, source="submit", channel_code=refund.channel.code)
+
+
+# --- applying channel results (submit answers, webhooks, polls) ---------------------------------------
+
+
+def refund_apply_channel_result(result: ChannelResult, *, channel_code: str, source: str) -> str:
+    """Registry handler for "refund:*" results from webhooks (runs inside the receiver's transaction)."""
+    refund_id = _refund_id_from(result.request_id)
+    if refund_id is None or not Refund.objects.filter(pk=refund_id).exists():
+        return "unknown_reference"
+    refund = _lock(refund_id)
+    if result.request_id != refund.request_id:
+        logger.info("result for an earlier request id ignored refund=%s rid=%s", refund.pk, result.request_id)
+        return "ignored_stale"
+    outcome = _apply(refund, result, source=source)
+    if outcome == "resend":
+        transaction.on_commit(
+            lambda: _send(Refund.objects.select_related("channel", "destination_account").get(pk=refund_id))
+        )
+    return outcome
+
+
+def _refund_id_from(request_id: str) -> int | None:
+    parts = request_id.split(":")
+    if len(parts) != 3 or parts[0] != "refund" or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def _apply_and_follow_up(refund_id: int, result: ChannelResult, *, source: str, channel_code: str) -> Refund:
+    with transaction.atomic():
+        refund = _lock(refund_id)
+        outcome = _apply(refund, result, source=source)
+    if outcome == "resend":
+        return _send(refund)
+    return refund
+
+
+def _apply(refund: Refund, result: ChannelResult, *, source: str) -> str:
+    """Move a locked refund according to a channel result; never backwards. Returns what happened."""
+    status = refund.status
+    actor = f"channel:{source}"
+    if result.amount is not None and (result.amount != refund.amount or result.currency != refund.currency):
+        _anomaly(
+            refund,
+            "amount_mismatch",
+            {"reported": [result.amount, result.currency], "expected": [refund.amount, refund.currency]},
+        )
+        return "rejected_mismatch"
+    if result.channel_reference and not refund.channel_reference:
+        refund.channel_reference = result.channel_reference
+        refund.save(update_fields=["channel_reference"])
+
+    kind = result.status
+    if kind in (TransferStatus.ACCEPTED, TransferStatus.PROCESSING, TransferStatus.HELD):
+        if status in (S.SUBMITTED, S.UNKNOWN):
+            held = kind == TransferStatus.HELD
+            refund.next_poll_at = timezone.now() + settings.REFUND_POLL_INTERVAL
+            _move(
+                refund,
+                "mark_processing",
+                code="held_by_bank" if held else "processing",
+                party=Party.BANK,
+                actor=actor,
+                fields=("next_poll_at",),
+            )
+            return "applied"
+        if status == S.PROCESSING:
+            return "no_change"
+        logger.info("stale %s for refund=%s in %s ignored", kind, refund.pk, status)
+        return "ignored_stale"
+
+    if kind == TransferStatus.SUCCEEDED:
+        if status in Refund.IN_FLIGHT:
+            _succeed(refund, actor)
+            return "applied"
+        if status == S.SUCCEEDED:
+            return "no_change"
+        logger.info("stale success for refund=%s in %s ignored", refund.pk, status)
+        return "ignored_stale"
+
+    if kind == TransferStatus.RETURNED:
+        if status in Refund.IN_FLIGHT:
+            _succeed(refund, actor)
+            status = refund.status
+        if status == S.SUCCEEDED:
+            _reverse(refund, actor, result)
+            return "applied"
+        return "no_change" if status == S.REVERSED else "ignored_stale"
+
+    if kind == TransferStatus.FAILED:
+        if status in Refund.IN_FLIGHT:
+            _fail(refund, actor, result)
+            return "applied"
+        if status == S.SUCCEEDED:
+            _anomaly(refund, "late_failure_after_success", {"raw_code": result.raw_code})
+        return "ignored_stale"
+
+    if kind == TransferStatus.NOT_FOUND:
+        if status == S.UNKNOWN:
+            refund.next_poll_at = timezone.now() + settings.REFUND_POLL_INTERVAL
+            _move(
+                refund,
+                "resubmit",
+                code="resubmitted",
+                party=Party.PLATFORM,
+                actor=actor,
+                fields=("next_poll_at",),
+                detail={"request_id": refund.request_id, "why": "bank confirmed it never executed the request"},
+            )
+            return "resend"
+        return "no_change"
+    return "no_change"
+
+
+def _succeed(refund: Refund, actor: str) -> None:
+    now = timezone.now()
+    refund.succeeded_at = now
+    refund.verify_until = now + settings.REFUND_VERIFY_WINDOW
+    refund.next_poll_at = now + settings.REFUND_VERIFY_INTERVAL
+    refund.failure_code = ""
+    _move(
+        refund,
+        "succeed",
+        code="succeeded",
+        party=Party.BANK,
+        actor=actor,
+        fields=("succeeded_at", "verify_until", "next_poll_at", "failure_code"),
+    )
+    _post(
+        refund,
+        "settle",
+        debit=("platform", _IN_FLIGHT),
+        credit=("platform", _CASH),
+        description=f"refund {refund.pk} arrived",
+    )
+
+
+def _reverse(refund: Refund, actor: str, result: ChannelResult) -> None:
+    refund.next_poll_at = None
+    refund.failure_code = result.reason.code if result.reason else "returned"
+    refund.responsible_party = result.reason.responsible_party if result.reason else Party.CUSTOMER
+    _move(
+        refund,
+        "reverse",
+        code="reversed",
+        party=refund.responsible_party,
+        actor=actor,
+        fields=("next_poll_at", "failure_code", "responsible_party"),
+        message_key=f"refund.reversed.{refund.failure_code}",
+        detail={"raw_code": result.raw_code},
+    )
+    _post(
+        refund,
+        "returned",
+        debit=("platform", _CASH),
+        credit=(f"customer:{refund.customer_id}", LedgerAccount.Kind.CUSTOMER_BALANCE),
+        description=f"refund {refund.pk} returned by the bank",
+    )
+    _anomaly(refund, "reversed_after_success", {"failure_code": refund.failure_code, "amount": refund.amount})
+
+
+def _fail(refund: Refund, actor: str, result: ChannelResult) -> None:
+    reason = result.reason
+    refund.failure_code = reason.code if reason else (result.raw_code or "failed")
+    refund.responsible_party = reason.responsible_party if reason else Party.BANK
+    retryable = bool(reason and reason.retryable) and refund.retry_count < settings.REFUND_MAX_RETRIES
+    refund.next_poll_at = timezone.now() + _backoff(refund.retry_count) if retryable else None
+    _move(
+        refund,
+        "fail",
+        code="failed",
+        party=refund.responsible_party,
+        actor=actor,
+        fields=("failure_code", "responsible_party", "next_poll_at"),
+        message_key=f"refund.failed.{refund.failure_code}",
+        detail={"raw_code": result.raw_code, "retryable": retryable, "retry_count": refund.retry_count},
+    )
+    _post(
+        refund,
+        f"release:{refund.attempt}",
+        debit=("platform", _IN_FLIGHT),
+        credit=(_merchant_owner(refund), _MERCHANT),
+        description=f"refund {refund.pk} failed: {refund.failure_code}",
+    )
+    if not retryable and refund.responsible_party == Party.CUSTOMER:
+        _move(
+            refund,
+            "require_action",
+            code="needs_action",
+            party=Party.CUSTOMER,
+            actor="system",
+            message_key=f"refund.needs_action.{refund.failure_code}",
+        )
+
+
+# --- polling and retries -----------------------------------------------------------------------------
+
+POLLED_STATUSES = (S.APPROVED, S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.SUCCEEDED, S.FAILED)
+
+
+def refund_claim_due(*, limit: int, lease: timedelta | None = None) -> list[int]:
+    """Claim up to `limit` refunds whose next poll is due; concurrent pollers get disjoint sets.
+
+    `SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL) and pushing `next_poll_at` by a lease mean two
+    beat ticks or two workers never poll the same refund at once.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Refund.objects.select_for_update(skip_locked=True)
+            .filter(status__in=POLLED_STATUSES, next_poll_at__lte=now)
+            .order_by("next_poll_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            Refund.objects.filter(pk__in=ids).update(next_poll_at=now + (lease or settings.REFUND_POLL_INTERVAL))
+    return ids
+
+
+def refund_poll(*, refund_id: int) -> Refund:
+    """Bring one due refund forward: submit if stuck approved, retry if failed, else query the bank."""
+    refund = Refund.objects.select_related("channel", "destination_account", "order").get(pk=refund_id)
+    if refund.status == S.APPROVED:
+        return refund_submit(refund_id=refund_id)
+    if refund.status == S.FAILED:
+        return refund_retry(refund_id=refund_id)
+    if refund.status == S.SUCCEEDED and (refund.verify_until is None or refund.verify_until < timezone.now()):
+        Refund.objects.filter(pk=refund_id, status=S.SUCCEEDED).update(next_poll_at=None)
+        return refund
+    if refund.status not in (S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.SUCCEEDED) or refund.channel is None:
+        return refund
+    try:
+        result = channel_query(channel=refund.channel, request_id=refund.request_id, reference=f"refund:{refund.pk}")
+    except ChannelError:
+        Refund.objects.filter(pk=refund_id).update(next_poll_at=timezone.now() + _backoff(1))
+        return refund
+    refund = _apply_and_follow_up(refund_id, result, source="poll", channel_code=refund.channel.code)
+    if refund.status == S.SUCCEEDED:
+        now = timezone.now()
+        next_at = now + settings.REFUND_VERIFY_INTERVAL
+        if refund.verify_until and next_at > refund.verify_until:
+            next_at = None
+        Refund.objects.filter(pk=refund_id, status=S.SUCCEEDED).update(next_poll_at=next_at)
+    return refund
+
+
+def refund_retry(*, refund_id: int) -> Refund:
+    """Resend a refund whose failure was retryable, if the order can still afford it."""
+    with transaction.atomic():
+        refund = Refund.objects.select_related("order").get(pk=refund_id)
+        Order.objects.select_for_update().filter(pk=refund.order_id).first()
+        refund = _lock(refund_id)
+        if refund.status != S.FAILED or refund.next_poll_at is None:
+            return refund
+        if refund.amount > refundable_remaining(order=refund.order):
+            refund.next_poll_at = None
+            refund.save(update_fields=["next_poll_at"])
+            _record(refund, code="retry_refused", party=Party.PLATFORM, actor="system", from_status=refund.status)
+            return refund
+        refund.retry_count += 1
+        _move(
+            refund,
+            "retry",
+            code="retrying",
+            party=Party.PLATFORM,
+            actor="system",
+            fields=("retry_count",),
+            detail={"retry_count": refund.retry_count},
+        )
+    return refund_submit(refund_id=refund_id)

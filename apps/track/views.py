@@ -1,0 +1,27 @@
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from apps.refunds.services import refund_get_by_progress_token
+from apps.track.messages import party_text, step_text
+
+
+@require_GET
+def refund_progress(request, token: str):
+    """The customer's view of one refund, like a parcel tracker. Read-only; the link is the key."""
+    refund = refund_get_by_progress_token(token)
+    if refund is None:
+        return render(request, "track/invalid.html", status=404)
+    locale = refund.customer.locale
+    timeline = list(refund.events.all())
+    events = [
+        {"text": step_text(e.code, locale), "party": party_text(e.responsible_party, locale), "at": e.created_at}
+        for e in timeline
+    ]
+    context = {
+        "refund": refund,
+        "locale": locale,
+        "status_text": step_text(timeline[-1].code, locale) if timeline else "",
+        "events": events,
+        "account": refund.destination_account.masked_number if refund.destination_account else "",
+    }
+    return render(request, "track/refund.html", context)

@@ -1,0 +1,76 @@
+"""Shared fixtures. PostgreSQL is the truth: tests marked `postgres` skip loudly on SQLite and
+fail the run when CI=true and PostgreSQL is missing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from apps.accounts.services import api_key_create
+from tests.factories import MerchantFactory
+
+_SKIPPED_FOR_POSTGRES: list[str] = []
+
+
+def pytest_collection_modifyitems(config, items):
+    if settings.IS_POSTGRES:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        raise pytest.UsageError(
+            "CI=true but DATABASE_URL does not point at PostgreSQL: the guarantees are proven only there."
+        )
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+            _SKIPPED_FOR_POSTGRES.append(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _SKIPPED_FOR_POSTGRES:
+        terminalreporter.write_sep("!", f"{len(_SKIPPED_FOR_POSTGRES)} tests needing PostgreSQL were SKIPPED")
+        terminalreporter.write_line("Set DATABASE_URL=postgres://... to run them (CI always does).")
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager():
+    """Tasks run in-process during tests; the broker path is covered by the e2e test."""
+    from refundguard.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def merchant(db):
+    return MerchantFactory(name="Merchant A")
+
+
+@pytest.fixture
+def other_merchant(db):
+    return MerchantFactory(name="Merchant B")
+
+
+def _client_for(merchant) -> APIClient:
+    _, raw = api_key_create(merchant=merchant)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client.merchant = merchant
+    return client
+
+
+@pytest.fixture
+def api(merchant) -> APIClient:
+    """An API client authenticated as merchant A."""
+    return _client_for(merchant)
+
+
+@pytest.fixture
+def other_api(other_merchant) -> APIClient:
+    """An API client authenticated as merchant B."""
+    return _client_for(other_merchant)
