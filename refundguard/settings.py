@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "apps.orders",
     "apps.ledger",
     "apps.gateways",
+    "apps.risk",
     "apps.refunds",
     "apps.console",
     "apps.track",
@@ -262,9 +263,26 @@ REFUND_MAX_RETRIES = env.int("REFUND_MAX_RETRIES", default=6)
 # A success is queried again for this long: banks return funds days later (account closed).
 REFUND_VERIFY_WINDOW = timedelta(hours=env.int("REFUND_VERIFY_WINDOW_HOURS", default=72))
 REFUND_VERIFY_INTERVAL = timedelta(seconds=env.int("REFUND_VERIFY_INTERVAL_SECONDS", default=30))
+# An approved refund whose submit task never ran is submitted by the poller after this grace.
+REFUND_SUBMIT_GRACE = timedelta(seconds=env.int("REFUND_SUBMIT_GRACE_SECONDS", default=30))
 REFUND_POLL_BATCH = env.int("REFUND_POLL_BATCH", default=500)
 # The promise shown to customers, by payment method (hours until arrival at the latest).
 REFUND_ETA_HOURS = {"card": 72, "bank_transfer": 24, "wallet": 2, "balance": 1}
+# Trust tiers for refund decisions (apps.refunds.decision.trust_for).
+REFUND_TRUST = {
+    "new_account_days": env.int("TRUST_NEW_ACCOUNT_DAYS", default=30),
+    # watch: stricter — nothing is approved without a person.
+    "watch_chargebacks": env.int("TRUST_WATCH_CHARGEBACKS", default=1),
+    "watch_declined_reviews": env.int("TRUST_WATCH_DECLINED_REVIEWS", default=2),
+    "watch_min_refunds": env.int("TRUST_WATCH_MIN_REFUNDS", default=2),
+    "watch_refund_rate": env.float("TRUST_WATCH_REFUND_RATE", default=0.5),
+    # trusted: more lenient — a higher progress limit and small refunds after the window.
+    "trusted_min_age_days": env.int("TRUST_TRUSTED_MIN_AGE_DAYS", default=180),
+    "trusted_min_orders": env.int("TRUST_TRUSTED_MIN_ORDERS", default=5),
+    "trusted_max_refund_rate": env.float("TRUST_TRUSTED_MAX_REFUND_RATE", default=0.1),
+    "trusted_progress_pct": env.int("TRUST_TRUSTED_PROGRESS_PCT", default=20),
+    "trusted_small_amount_major": env.int("TRUST_TRUSTED_SMALL_AMOUNT", default=50),
+}
 # Customer progress links stay valid this long.
 REFUND_LINK_MAX_AGE = timedelta(days=env.int("REFUND_LINK_MAX_AGE_DAYS", default=90))
 

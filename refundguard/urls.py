@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.orders.urls")),
     path("", include("apps.refunds.urls")),
+    path("", include("apps.risk.urls")),
 ]
 
 urlpatterns = [

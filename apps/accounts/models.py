@@ -19,6 +19,9 @@ class Merchant(models.Model):
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
     default_locale = models.CharField(max_length=8, choices=Locale.choices, default=Locale.ZH_HANS)
+    # Optional live usage source asked during refund decisions (see apps.orders.usage).
+    usage_provider_url = models.URLField(blank=True)
+    usage_provider_timeout_ms = models.PositiveIntegerField(default=800)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

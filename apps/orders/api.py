@@ -27,6 +27,7 @@ class RefundPolicySerializer(StrictSerializerMixin, serializers.ModelSerializer)
             "lock_on_key_reveal",
             "lock_on_key_activation",
             "lock_on_download",
+            "lock_on_any_usage",
         )
         extra_kwargs = {
             "unconditional_minutes": {"min_value": 0, "max_value": 7 * 24 * 60},
@@ -41,7 +42,7 @@ class RefundPolicySerializer(StrictSerializerMixin, serializers.ModelSerializer)
                 value = data.get(name)
                 if name in data and (isinstance(value, bool) or not isinstance(value, int)):
                     raise serializers.ValidationError({name: ["Must be an integer."]})
-            for name in ("lock_on_key_reveal", "lock_on_key_activation", "lock_on_download"):
+            for name in ("lock_on_key_reveal", "lock_on_key_activation", "lock_on_download", "lock_on_any_usage"):
                 if name in data and not isinstance(data[name], bool):
                     raise serializers.ValidationError({name: ["Must be true or false."]})
         return super().to_internal_value(data)

@@ -46,6 +46,8 @@ class RefundPolicy(models.Model):
     lock_on_key_reveal = models.BooleanField(default=True)
     lock_on_key_activation = models.BooleanField(default=True)
     lock_on_download = models.BooleanField(default=True)
+    # Memberships: any recorded use at all closes self-service refunds.
+    lock_on_any_usage = models.BooleanField(default=False)
 
     class Meta:
         verbose_name_plural = "refund policies"

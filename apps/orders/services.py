@@ -27,7 +27,22 @@ _POLICY_FIELDS = (
     "lock_on_key_reveal",
     "lock_on_key_activation",
     "lock_on_download",
+    "lock_on_any_usage",
 )
+
+# What each kind of good checks in the conditional window unless the merchant says otherwise:
+# a course its progress, a license key whether it was revealed or activated, a file or template
+# whether it was downloaded, a membership whether it was used at all. Physical goods are never
+# decided automatically (returns need the item back), so their windows are zero.
+_LOCKS_OFF = {"lock_on_key_reveal": False, "lock_on_key_activation": False, "lock_on_download": False}
+KIND_POLICY_DEFAULTS: dict[str, dict] = {
+    Product.Kind.COURSE: {**_LOCKS_OFF, "max_progress_pct": 10},
+    Product.Kind.LICENSE_KEY: {**_LOCKS_OFF, "lock_on_key_reveal": True, "lock_on_key_activation": True},
+    Product.Kind.FILE: {**_LOCKS_OFF, "lock_on_download": True},
+    Product.Kind.TEMPLATE: {**_LOCKS_OFF, "lock_on_download": True},
+    Product.Kind.MEMBERSHIP: {**_LOCKS_OFF, "lock_on_any_usage": True},
+    Product.Kind.PHYSICAL: {**_LOCKS_OFF, "unconditional_minutes": 0, "conditional_hours": 0},
+}
 
 
 def _policy_validate(policy: dict) -> None:
@@ -44,8 +59,12 @@ def _policy_validate(policy: dict) -> None:
 def product_create(
     *, merchant: Merchant, sku: str, name: str, kind: str, price: int, currency: str, refund_policy: dict | None = None
 ) -> Product:
-    """Add a product with its refund policy (defaults for any field not given); sku unique per merchant."""
-    policy = refund_policy or {}
+    """Add a product with its refund policy; sku unique per merchant.
+
+    Fields the merchant leaves out take the kind's defaults (KIND_POLICY_DEFAULTS), then the
+    model's (15 min unconditional, 24 h conditional, 10 % progress).
+    """
+    policy = {**KIND_POLICY_DEFAULTS.get(kind, {}), **(refund_policy or {})}
     _policy_validate({f: policy.get(f, RefundPolicy._meta.get_field(f).default) for f in _POLICY_FIELDS})
     try:
         with transaction.atomic():

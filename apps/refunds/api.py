@@ -1,4 +1,5 @@
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -14,8 +15,9 @@ from apps.common.fields import (
 )
 from apps.common.idempotency import idempotent
 from apps.orders.api import AccountInSerializer
+from apps.orders.models import Product
 from apps.refunds.models import Refund, RefundEvent
-from apps.refunds.selectors import refund_list_for_merchant
+from apps.refunds.selectors import refund_list_for_merchant, refund_reason_stats_for_product
 from apps.refunds.services import refund_cancel, refund_progress_url, refund_request, refund_review
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -47,6 +49,7 @@ class RefundOutSerializer(serializers.ModelSerializer):
     customer = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
     destination_account = serializers.SerializerMethodField()
     progress_url = serializers.SerializerMethodField()
+    support_ticket = serializers.SerializerMethodField()
 
     class Meta:
         model = Refund
@@ -66,6 +69,7 @@ class RefundOutSerializer(serializers.ModelSerializer):
             "retry_count",
             "expected_arrival_at",
             "progress_url",
+            "support_ticket",
             "submitted_at",
             "succeeded_at",
             "created_at",
@@ -81,6 +85,12 @@ class RefundOutSerializer(serializers.ModelSerializer):
 
     def get_progress_url(self, refund: Refund) -> str:
         return refund_progress_url(refund)
+
+    def get_support_ticket(self, refund: Refund) -> dict | None:
+        ticket = getattr(refund, "support_ticket", None)
+        if ticket is None:
+            return None
+        return {"id": ticket.pk, "category": ticket.category, "status": ticket.status, "guidance": ticket.guidance}
 
 
 class RefundEventSerializer(serializers.ModelSerializer):
@@ -176,3 +186,12 @@ class RefundApproveView(_RefundActionView):
 
 class RefundRejectView(RefundApproveView):
     approve = False
+
+
+class ProductRefundStatsView(MerchantAPIView):
+    """Reason statistics for one product: counts and amounts per reason and outcome, support categories."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, pk: int):
+        product = get_object_or_404(Product.objects.filter(merchant=self.merchant), pk=pk)
+        return Response(refund_reason_stats_for_product(product=product))

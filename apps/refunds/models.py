@@ -195,3 +195,50 @@ class RefundEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.refund_id}: {self.code} ({self.from_status}→{self.to_status})"
+
+
+class ReasonPhrase(models.Model):
+    """A phrase that, found in a customer's free-text reason, routes the request (e.g. to tech support).
+
+    Chinese phrases are matched on word boundaries found by the segmenter, English ones on word
+    boundaries, both case-insensitively; see apps.refunds.routing.
+    """
+
+    class Route(models.TextChoices):
+        TECH_SUPPORT = "tech_support", "Technical support"
+
+    class Language(models.TextChoices):
+        ZH = "zh", "Chinese"
+        EN = "en", "English"
+
+    phrase = models.CharField(max_length=60)
+    language = models.CharField(max_length=2, choices=Language.choices)
+    route = models.CharField(max_length=16, choices=Route.choices, default=Route.TECH_SUPPORT)
+    category = models.CharField(max_length=32, help_text='Problem class, e.g. "playback", "error", "compatibility".')
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["phrase", "language"], name="reason_phrase_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.phrase} → {self.route}"
+
+
+class SupportTicket(models.Model):
+    """A "cannot use it" request sent to support with troubleshooting steps, before any money moves."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+        REFUND_REQUESTED = "refund_requested", "Customer still wants a refund"
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="support_tickets")
+    refund = models.OneToOneField(Refund, on_delete=models.PROTECT, related_name="support_ticket")
+    category = models.CharField(max_length=32)
+    matched_phrases = models.JSONField(default=list, blank=True)
+    guidance = models.JSONField(default=list, help_text="Troubleshooting steps shown to the customer.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"ticket {self.pk} ({self.category}) for refund {self.refund_id}"

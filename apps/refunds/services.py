@@ -28,8 +28,11 @@ from apps.gateways.services import channel_for, channel_query, channel_submit
 from apps.ledger.models import LedgerAccount
 from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
 from apps.orders.models import Order
-from apps.refunds.models import Party, Refund, RefundEvent
+from apps.refunds.decision import Decision, decide_refund
+from apps.refunds.models import Party, Refund, RefundEvent, SupportTicket
+from apps.refunds.routing import guidance_for
 from apps.refunds.signals import refund_anomaly, refund_state_changed
+from apps.risk.services import case_close, case_open
 
 logger = logging.getLogger(__name__)
 
@@ -162,34 +165,6 @@ def refundable_remaining(*, order: Order) -> int:
 # --- request and decision -------------------------------------------------------------------------
 
 
-def _decide(refund: Refund) -> dict:
-    """Placeholder decision: approve, unless the customer is frozen. The decision engine replaces it."""
-    started = timezone.now()
-    if customer_is_frozen(customer=refund.customer):
-        outcome, explanation = (
-            "manual_review",
-            {
-                "en": "Your account is under review; a person will look at this refund.",
-                "zh-hans": "您的账户正在审核中，退款将由人工处理。",
-            },
-        )
-    else:
-        outcome, explanation = (
-            "approved",
-            {
-                "en": "Approved automatically. The money goes back the way you paid.",
-                "zh-hans": "已自动同意退款，款项将原路退回。",
-            },
-        )
-    locale = refund.customer.locale if refund.customer.locale in explanation else "zh-hans"
-    return {
-        "outcome": outcome,
-        "explanation": explanation[locale],
-        "rules": [],
-        "latency_ms": int((timezone.now() - started).total_seconds() * 1000),
-    }
-
-
 def refund_request(
     *,
     merchant: Merchant,
@@ -203,27 +178,44 @@ def refund_request(
     destination_account: dict | None = None,
     actor: str,
 ) -> Refund:
-    """Open a refund against an order, decide it, and (if approved) schedule its submission.
+    """Open a refund against an order, decide it, and act on the decision.
 
-    Locks the order row so concurrent requests see each other's reservations: succeeded plus
-    reserved refunds never exceed the captured amount. Raises ServiceError (nothing written) for
-    an unknown order, a currency other than the order's, or an amount over what is refundable.
+    The decision (apps.refunds.decision) reads history and usage before any lock is taken. Then
+    the order row is locked so concurrent requests see each other's reservations: succeeded plus
+    reserved refunds never exceed the captured amount. Approved → submission scheduled;
+    manual_review → a review case; tech_support → a support ticket, no money moves; rejected →
+    refused with an appeal route. Raises ServiceError (nothing written) for an unknown order, a
+    currency other than the order's, or an amount over what is refundable.
     """
+    order = (
+        Order.objects.select_related("customer", "product__refund_policy", "merchant")
+        .filter(merchant=merchant, external_id=order_external_id)
+        .first()
+    )
+    if order is None:
+        raise ServiceError("Unknown order.", fields={"order": ["No such order."]})
+    if currency is not None and currency != order.currency:
+        raise ServiceError(
+            "Currency differs from the order's.",
+            fields={"currency": [f"Must be the order's currency ({order.currency})."]},
+        )
+    decision = decide_refund(
+        order=order,
+        amount=amount,
+        reason=reason,
+        reason_text=reason_text,
+        context={"device_id": device_id, "ip": ip, "customer_id": order.customer_id},
+    )
+    if customer_is_frozen(customer=order.customer) and decision.outcome == "approved":
+        decision.outcome = "manual_review"
+        decision.clauses = [*decision.clauses, {"clause": "customer_frozen"}]
+        decision.explanation = FROZEN_TEXT.get(order.customer.locale, FROZEN_TEXT["en"])
+        decision.staff_explanation = f"Customer account is frozen; {decision.staff_explanation}"
+
     with transaction.atomic():
         order = (
-            Order.objects.select_for_update(of=("self",))
-            .select_related("customer", "payer_account")
-            .filter(merchant=merchant, external_id=order_external_id)
-            .first()
+            Order.objects.select_for_update(of=("self",)).select_related("customer", "payer_account").get(pk=order.pk)
         )
-        if order is None:
-            raise ServiceError("Unknown order.", code="validation_error", fields={"order": ["No such order."]})
-        if currency is not None and currency != order.currency:
-            raise ServiceError(
-                "Currency differs from the order's.",
-                code="validation_error",
-                fields={"currency": [f"Must be the order's currency ({order.currency})."]},
-            )
         remaining = refundable_remaining(order=order)
         if amount > remaining:
             raise UnprocessableError(
@@ -238,7 +230,6 @@ def refund_request(
         if account is None:
             raise ServiceError(
                 "The order has no payer account to refund to; give a destination_account.",
-                code="validation_error",
                 fields={"destination_account": ["Required: the order has no payer account."]},
             )
         eta = timedelta(hours=settings.REFUND_ETA_HOURS.get(order.payment_method, 72))
@@ -255,22 +246,80 @@ def refund_request(
             ip=ip or None,
             requested_by=actor,
             expected_arrival_at=timezone.now() + eta,
+            decision=decision.as_dict(),
         )
         _record(refund, code="requested", party=Party.CUSTOMER, actor=actor, detail={"amount": amount})
-        refund.decision = _decide(refund)
-        refund.save(update_fields=["decision"])
-        if refund.decision["outcome"] == "approved":
-            _move(refund, "approve_auto", code="approved", party=Party.PLATFORM, actor="decision")
-            _schedule_submit(refund.pk)
-        else:
-            _move(refund, "send_to_review", code="manual_review", party=Party.PLATFORM, actor="decision")
-    logger.info("refund requested refund=%s order=%s amount=%s status=%s", refund.pk, order.pk, amount, refund.status)
+        _act_on_decision(refund, decision)
+    logger.info(
+        "refund requested refund=%s order=%s amount=%s outcome=%s latency_ms=%s",
+        refund.pk,
+        order.pk,
+        amount,
+        decision.outcome,
+        decision.latency_ms,
+    )
     return refund
 
 
-def _schedule_submit(refund_id: int) -> None:
-    from apps.refunds.tasks import refund_submit_task
+FROZEN_TEXT = {
+    "en": "Your account is under review; a person will look at this refund.",
+    "zh-hans": "您的账户正在审核中，退款将由人工处理。",
+}
 
+
+def _act_on_decision(refund: Refund, decision: Decision) -> None:
+    clause = decision.clauses[0]["clause"] if decision.clauses else decision.outcome
+    detail = {"clauses": [c["clause"] for c in decision.clauses]}
+    if decision.outcome == "approved":
+        _move(refund, "approve_auto", code="approved", party=Party.PLATFORM, actor="decision", detail=detail)
+        _schedule_submit(refund)
+    elif decision.outcome == "manual_review":
+        _move(refund, "send_to_review", code="manual_review", party=Party.PLATFORM, actor="decision", detail=detail)
+        case_open(
+            merchant=refund.merchant,
+            subject_type="refund",
+            subject_id=refund.pk,
+            reason=decision.staff_explanation[:500],
+            detail={"clauses": decision.clauses, "amount": refund.amount, "currency": refund.currency},
+        )
+    elif decision.outcome == "tech_support":
+        _move(
+            refund,
+            "route_to_tech_support",
+            code="tech_support",
+            party=Party.PLATFORM,
+            actor="decision",
+            detail=detail,
+        )
+        route = decision.route
+        SupportTicket.objects.create(
+            merchant=refund.merchant,
+            refund=refund,
+            category=route.category if route else "access",
+            matched_phrases=list(route.phrases) if route else [],
+            guidance=guidance_for(route.category if route else "access", refund.customer.locale),
+        )
+    else:
+        _move(
+            refund,
+            "reject",
+            code="rejected",
+            party=Party.PLATFORM,
+            actor="decision",
+            message_key=f"refund.rejected.{clause}",
+            detail={**detail, "appeal": True},
+        )
+
+
+def _schedule_submit(refund: Refund) -> None:
+    """Queue the submission after commit; the poller picks the refund up if the task is lost."""
+    from apps.refunds.tasks import refund_submit_task  # tasks import this module
+
+    # If the broker drops the task (or a worker dies before acking), the poller finds the refund
+    # still `approved` once this grace has passed and submits it itself.
+    refund.next_poll_at = timezone.now() + settings.REFUND_SUBMIT_GRACE
+    refund.save(update_fields=["next_poll_at"])
+    refund_id = refund.pk
     transaction.on_commit(lambda: refund_submit_task.delay(refund_id))
 
 
@@ -284,9 +333,12 @@ def refund_review(*, refund_id: int, approve: bool, actor: str, note: str = "") 
             )
         if approve:
             _move(refund, "approve_review", code="approved", party=Party.MERCHANT, actor=actor, detail={"note": note})
-            _schedule_submit(refund.pk)
+            _schedule_submit(refund)
         else:
             _move(refund, "reject", code="rejected", party=Party.MERCHANT, actor=actor, detail={"note": note})
+        case_close(
+            subject_type="refund", subject_id=refund.pk, decision="approve" if approve else "decline", actor=actor
+        )
     return refund
 
 
@@ -321,7 +373,7 @@ def refund_update_destination(*, refund_id: int, destination_account: dict, acto
             actor=actor,
             fields=("destination_account", "submission_seq", "failure_code"),
         )
-        _schedule_submit(refund.pk)
+        _schedule_submit(refund)
     return refund
 
 
@@ -456,7 +508,9 @@ def _apply(refund: Refund, result: ChannelResult, *, source: str) -> str:
     """Move a locked refund according to a channel result; never backwards. Returns what happened."""
     status = refund.status
     actor = f"channel:{source}"
-    if result.amount is not None and (result.amount != refund.amount or result.currency != refund.currency):
+    wrong_amount = result.amount is not None and result.amount != refund.amount
+    wrong_currency = bool(result.currency) and result.currency != refund.currency
+    if wrong_amount or wrong_currency:
         _anomaly(
             refund,
             "amount_mismatch",
@@ -482,6 +536,12 @@ def _apply(refund: Refund, result: ChannelResult, *, source: str) -> str:
             )
             return "applied"
         if status == S.PROCESSING:
+            # The submit answer usually moved it to processing already; a hold reported later must
+            # still reach the timeline (once: polls keep seeing it), or nobody learns the bank holds it.
+            last = refund.events.order_by("-created_at", "-id").values_list("code", flat=True).first()
+            if kind == TransferStatus.HELD and last != "held_by_bank":
+                _record(refund, code="held_by_bank", party=Party.BANK, actor=actor, from_status=status)
+                return "applied"
             return "no_change"
         logger.info("stale %s for refund=%s in %s ignored", kind, refund.pk, status)
         return "ignored_stale"
@@ -513,15 +573,31 @@ def _apply(refund: Refund, result: ChannelResult, *, source: str) -> str:
         return "ignored_stale"
 
     if kind == TransferStatus.NOT_FOUND:
+        if status == S.SUBMITTED and refund.channel is not None and refund.submitted_at is not None:
+            # Committed as submitted, yet the bank never saw it: once our own call can no longer be
+            # on its way (its timeout has passed), the process died between commit and call (G3).
+            # Without this the refund would sit in `submitted`, queried forever.
+            call_window = timedelta(seconds=refund.channel.timeout_seconds) + settings.REFUND_UNKNOWN_QUERY_DELAY
+            if timezone.now() - refund.submitted_at > call_window:
+                _move(
+                    refund,
+                    "mark_unknown",
+                    code="unknown",
+                    party=Party.PLATFORM,
+                    actor=actor,
+                    detail={"request_id": refund.request_id, "why": "submitted but the call never reached the bank"},
+                )
+                status = refund.status
         if status == S.UNKNOWN:
-            refund.next_poll_at = timezone.now() + settings.REFUND_POLL_INTERVAL
+            refund.submitted_at = timezone.now()
+            refund.next_poll_at = refund.submitted_at + settings.REFUND_POLL_INTERVAL
             _move(
                 refund,
                 "resubmit",
                 code="resubmitted",
                 party=Party.PLATFORM,
                 actor=actor,
-                fields=("next_poll_at",),
+                fields=("next_poll_at", "submitted_at"),
                 detail={"request_id": refund.request_id, "why": "bank confirmed it never executed the request"},
             )
             return "resend"
@@ -535,13 +611,14 @@ def _succeed(refund: Refund, actor: str) -> None:
     refund.verify_until = now + settings.REFUND_VERIFY_WINDOW
     refund.next_poll_at = now + settings.REFUND_VERIFY_INTERVAL
     refund.failure_code = ""
+    refund.responsible_party = ""
     _move(
         refund,
         "succeed",
         code="succeeded",
         party=Party.BANK,
         actor=actor,
-        fields=("succeeded_at", "verify_until", "next_poll_at", "failure_code"),
+        fields=("succeeded_at", "verify_until", "next_poll_at", "failure_code", "responsible_party"),
     )
     _post(
         refund,

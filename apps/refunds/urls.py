@@ -9,4 +9,5 @@ urlpatterns = [
     path("refunds/<int:pk>/cancel", api.RefundCancelView.as_view(), name="refund-cancel"),
     path("refunds/<int:pk>/approve", api.RefundApproveView.as_view(), name="refund-approve"),
     path("refunds/<int:pk>/reject", api.RefundRejectView.as_view(), name="refund-reject"),
+    path("products/<int:pk>/refund-stats", api.ProductRefundStatsView.as_view(), name="product-refund-stats"),
 ]

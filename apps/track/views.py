@@ -23,5 +23,9 @@ def refund_progress(request, token: str):
         "status_text": step_text(timeline[-1].code, locale) if timeline else "",
         "events": events,
         "account": refund.destination_account.masked_number if refund.destination_account else "",
+        "explanation": refund.decision.get("explanation", ""),
+        "appeal": refund.decision.get("appeal", False),
+        "guidance": getattr(refund, "support_ticket", None) and refund.support_ticket.guidance,
+        "policy": getattr(refund.order.product, "refund_policy", None),
     }
     return render(request, "track/refund.html", context)

@@ -1,0 +1,287 @@
+"""Benchmark (not a test): how fast the poller drains in-flight refunds against the sandbox bank.
+
+Setup (not timed): a dedicated PostgreSQL database is recreated and migrated; N refunds in
+`processing` are bulk-created, each with a sandbox transfer the bank knows (already settled, so the
+query answers `succeeded` and the refund moves on); the sandbox bank is served by gunicorn (the
+production arrangement, sync workers) in its own processes on a free port, and the "sandbox"
+channel's base_url points at it.
+
+Timed: K worker processes (standing in for Celery workers) each loop `refund_claim_due` +
+`refund_poll` over the claimed batch until nothing is due. Every poll is a real HTTP query to the
+bank, a `ChannelCall` row, a locked state change, a timeline event and a ledger posting.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
+        .venv/bin/python bench/poll_throughput.py --refunds 10000 --workers 4 --bank-workers 3
+
+The database named by --db-name (default refundguard_bench) is DROPPED and recreated; the script
+refuses SQLite and refuses to reuse the database name of DATABASE_URL itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import multiprocessing
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--refunds", type=int, default=10_000, help="in-flight refunds to drain (default 10000)")
+    parser.add_argument("--workers", type=int, default=4, help="poller processes, like Celery workers (default 4)")
+    parser.add_argument("--batch", type=int, default=100, help="refunds claimed per refund_claim_due call")
+    parser.add_argument("--bank-workers", type=int, default=3, help="gunicorn workers serving the bank")
+    parser.add_argument("--profile", action="store_true", help="cProfile each worker; print the top entries")
+    parser.add_argument("--db-name", default="refundguard_bench", help="dedicated database (dropped, recreated)")
+    return parser.parse_args()
+
+
+def _database_urls(db_name: str) -> tuple[str, str]:
+    raw = os.environ.get("DATABASE_URL", "")
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
+        sys.exit("DATABASE_URL must point at PostgreSQL (SQLite is refused: locks are no-ops there).")
+    if parts.path.lstrip("/") == db_name:
+        sys.exit(f"--db-name {db_name!r} is DATABASE_URL's own database; pick a dedicated one.")
+    bench = urlunsplit(parts._replace(path=f"/{db_name}"))
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    return bench, admin
+
+
+def _recreate_database(admin_url: str, db_name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _setup(n: int) -> int:
+    """Create N processing refunds with settled bank transfers; returns the order's amount."""
+    from django.utils import timezone
+
+    from apps.accounts.models import BankAccount, Customer, Merchant
+    from apps.common.crypto import encrypt, fingerprint
+    from apps.gateways.models import Channel
+    from apps.gateways.sandbox.models import SandboxTransfer
+    from apps.orders.models import Order, Product
+    from apps.refunds.models import Refund
+
+    now = timezone.now()
+    number = "6222020000000000"
+    merchant = Merchant.objects.create(name="Bench merchant")
+    customer = Customer.objects.create(merchant=merchant, external_id="c-bench", name="王小明", locale="en")
+    account = BankAccount.objects.create(
+        merchant=merchant,
+        customer=customer,
+        holder_name="王小明",
+        bank="ICBC",
+        number_encrypted=encrypt(number),
+        last4=number[-4:],
+        fingerprint=fingerprint(number),
+    )
+    product = Product.objects.create(merchant=merchant, sku="bench", name="Bench", kind="course", price=100)
+    order = Order.objects.create(
+        merchant=merchant,
+        external_id="o-bench",
+        customer=customer,
+        product=product,
+        amount=100 * n,
+        currency="CNY",
+        paid_at=now - timedelta(minutes=5),
+        payment_method="card",
+        payer_account=account,
+    )
+    channel = Channel.objects.get(code="sandbox")
+    due = now - timedelta(seconds=1)
+    refunds = Refund.objects.bulk_create(
+        (
+            Refund(
+                merchant=merchant,
+                order=order,
+                customer=customer,
+                amount=100,
+                currency="CNY",
+                reason=Refund.Reason.MISTAKE,
+                status=Refund.Status.PROCESSING,
+                destination_account=account,
+                channel=channel,
+                attempt=1,
+                submitted_at=due,
+                next_poll_at=due,
+            )
+            for _ in range(n)
+        ),
+        batch_size=2000,
+    )
+    SandboxTransfer.objects.bulk_create(
+        (
+            SandboxTransfer(
+                transfer_id=f"sbx_bench_{refund.pk}",
+                request_id=refund.request_id,
+                channel=channel.code,
+                kind="refund",
+                amount=100,
+                currency="CNY",
+                account_last4=number[-4:],
+                account_fingerprint=fingerprint(number),
+                executions=1,
+                submitted_at=due,
+                settles_at=due,
+            )
+            for refund in refunds
+        ),
+        batch_size=2000,
+    )
+    return order.amount
+
+
+def _drain(batch: int, lease_seconds: int, profile: bool = False) -> tuple[int, int]:
+    """One worker: claim and poll until nothing is due. Returns (claimed, polls that moved)."""
+    if profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(_drain, batch, lease_seconds)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+        return result
+    from django.db import connections
+
+    from apps.refunds.models import Refund
+    from apps.refunds.services import refund_claim_due, refund_poll
+
+    connections.close_all()
+    claimed = moved = 0
+    try:
+        while ids := refund_claim_due(limit=batch, lease=timedelta(seconds=lease_seconds)):
+            claimed += len(ids)
+            for refund_id in ids:
+                if refund_poll(refund_id=refund_id).status == Refund.Status.SUCCEEDED:
+                    moved += 1
+    finally:
+        connections.close_all()
+    return claimed, moved
+
+
+def _wait_for(url: str, deadline: float) -> None:
+    import requests
+
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1, headers={"Connection": "close"}).status_code in (200, 404):
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"the sandbox bank did not come up at {url}")
+
+
+def main() -> None:
+    args = _parse()
+    bench_url, admin_url = _database_urls(args.db_name)
+    env = {
+        **os.environ,
+        "DATABASE_URL": bench_url,
+        "DEBUG": "false",
+        # Throwaway keys for this run only (settings refuse the dev defaults with DEBUG off).
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "SECURE_SSL_REDIRECT": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SANDBOX_BANK_ENABLED": "true",
+        "SANDBOX_WEBHOOK_SECRET": f"whsec_{secrets.token_hex(24)}",
+        "LOG_LEVEL": "WARNING",
+        # A settled refund is re-queried for late returns after this; keep it out of the drain.
+        "REFUND_VERIFY_INTERVAL_SECONDS": "86400",
+    }
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refundguard.settings")
+    sys.path.insert(0, str(ROOT))
+
+    print(f"recreating database {args.db_name} …", flush=True)
+    _recreate_database(admin_url, args.db_name)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+    from django.db.models import Count
+
+    from apps.gateways.models import Channel, ChannelCall
+    from apps.gateways.services import ensure_sandbox_channel
+    from apps.refunds.models import Refund
+
+    call_command("migrate", verbosity=0)
+    port = _free_port()
+    ensure_sandbox_channel()
+    Channel.objects.filter(code="sandbox").update(base_url=f"http://127.0.0.1:{port}/sandbox/bank", timeout_seconds=10)
+    Channel.objects.exclude(code="sandbox").update(is_enabled=False)
+
+    started = time.monotonic()
+    _setup(args.refunds)
+    print(f"created {args.refunds} processing refunds in {time.monotonic() - started:.1f}s", flush=True)
+    connections.close_all()
+
+    bank = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "refundguard.wsgi",
+            "--workers",
+            str(args.bank_workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/sandbox/bank/transfers/warmup", time.monotonic() + 30)
+        context = multiprocessing.get_context("fork")
+        lease = 300
+        print(f"draining with {args.workers} workers, batch {args.batch} …", flush=True)
+        started = time.monotonic()
+        with context.Pool(args.workers) as pool:
+            results = pool.starmap(_drain, [(args.batch, lease, args.profile)] * args.workers)
+        elapsed = time.monotonic() - started
+    finally:
+        os.killpg(bank.pid, signal.SIGTERM)
+        bank.wait(timeout=30)
+
+    claimed = sum(c for c, _ in results)
+    moved = sum(m for _, m in results)
+    statuses = dict(Refund.objects.values_list("status").annotate(n=Count("id")))
+    queries = ChannelCall.objects.filter(action=ChannelCall.Action.QUERY).count()
+    print(f"claimed {claimed}, succeeded {moved}, bank queries {queries}, statuses {statuses}")
+    print(f"per worker (claimed, succeeded): {results}")
+    print(
+        f"RESULT refunds={args.refunds} workers={args.workers} bank_workers={args.bank_workers} "
+        f"seconds={elapsed:.2f} polled_per_second={claimed / elapsed:.0f}"
+    )
+    if claimed != args.refunds or moved != args.refunds:
+        sys.exit("not every refund was polled exactly once and settled")
+
+
+if __name__ == "__main__":
+    main()
