@@ -90,6 +90,10 @@ class Refund(FSMModelMixin, models.Model):
     submission_seq = models.PositiveIntegerField(default=1)
     # Counts approved → submitted moves; ledger references of in-flight postings carry it.
     attempt = models.PositiveIntegerField(default=0)
+    # Channel calls owed (one per submit/resubmit transition) and claimed: a sender claims with
+    # `UPDATE … SET sent_seq = send_seq WHERE sent_seq < send_seq`, so no call is made twice.
+    send_seq = models.PositiveIntegerField(default=0)
+    sent_seq = models.PositiveIntegerField(default=0)
     channel_reference = models.CharField(max_length=128, blank=True)
     failure_code = models.CharField(max_length=64, blank=True)
     responsible_party = models.CharField(max_length=16, choices=Party.choices, blank=True)

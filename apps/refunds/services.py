@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -415,6 +415,7 @@ def refund_submit(*, refund_id: int) -> Refund:
         now = timezone.now()
         refund.channel = channel
         refund.attempt += 1
+        refund.send_seq += 1
         refund.submitted_at = now
         refund.next_poll_at = now + settings.REFUND_POLL_INTERVAL
         _move(
@@ -423,7 +424,7 @@ def refund_submit(*, refund_id: int) -> Refund:
             code="submitted",
             party=Party.PLATFORM,
             actor="system",
-            fields=("channel", "attempt", "submitted_at", "next_poll_at"),
+            fields=("channel", "attempt", "send_seq", "submitted_at", "next_poll_at"),
             detail={"channel": channel.code, "request_id": refund.request_id},
         )
         _post(
@@ -437,7 +438,15 @@ def refund_submit(*, refund_id: int) -> Refund:
 
 
 def _send(refund: Refund) -> Refund:
-    """Call the channel for a refund committed as `submitted` (no transaction may be open)."""
+    """Call the channel for a refund committed as `submitted` (no transaction may be open).
+
+    Each submit or resubmit transition owes exactly one call: the caller claims it with a
+    conditional UPDATE first, so a redelivered task or a racing worker finds nothing to send.
+    """
+    claimed = Refund.objects.filter(pk=refund.pk, sent_seq__lt=F("send_seq")).update(sent_seq=F("send_seq"))
+    if not claimed:
+        logger.info("send for refund=%s already claimed; not calling the channel again", refund.pk)
+        return refund
     request = _transfer_request(refund)
     try:
         result = channel_submit(channel=refund.channel, request=request)
@@ -482,10 +491,19 @@ def refund_apply_channel_result(result: ChannelResult, *, channel_code: str, sou
         return "ignored_stale"
     outcome = _apply(refund, result, source=source)
     if outcome == "resend":
-        transaction.on_commit(
-            lambda: _send(Refund.objects.select_related("channel", "destination_account").get(pk=refund_id))
-        )
+        # Never call a bank from inside a webhook request: a worker resends.
+        from apps.refunds.tasks import refund_resend_task  # tasks import this module
+
+        transaction.on_commit(lambda: refund_resend_task.delay(refund_id))
     return outcome
+
+
+def refund_resend(*, refund_id: int) -> Refund:
+    """Send again a refund the bank confirmed it never executed (status `submitted` after resubmit)."""
+    refund = Refund.objects.select_related("channel", "destination_account", "order").get(pk=refund_id)
+    if refund.status != S.SUBMITTED:
+        return refund
+    return _send(refund)
 
 
 def _refund_id_from(request_id: str) -> int | None:
@@ -591,13 +609,14 @@ def _apply(refund: Refund, result: ChannelResult, *, source: str) -> str:
         if status == S.UNKNOWN:
             refund.submitted_at = timezone.now()
             refund.next_poll_at = refund.submitted_at + settings.REFUND_POLL_INTERVAL
+            refund.send_seq += 1
             _move(
                 refund,
                 "resubmit",
                 code="resubmitted",
                 party=Party.PLATFORM,
                 actor=actor,
-                fields=("next_poll_at", "submitted_at"),
+                fields=("next_poll_at", "submitted_at", "send_seq"),
                 detail={"request_id": refund.request_id, "why": "bank confirmed it never executed the request"},
             )
             return "resend"

@@ -3,12 +3,17 @@
 from celery import shared_task
 from django.conf import settings
 
-from apps.refunds.services import refund_claim_due, refund_poll, refund_submit
+from apps.refunds.services import refund_claim_due, refund_poll, refund_resend, refund_submit
 
 
 @shared_task(ignore_result=True, acks_late=True)
 def refund_submit_task(refund_id: int) -> None:
     refund_submit(refund_id=refund_id)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def refund_resend_task(refund_id: int) -> None:
+    refund_resend(refund_id=refund_id)
 
 
 @shared_task(ignore_result=True, acks_late=True)

@@ -789,3 +789,24 @@ def test_a_submitted_refund_whose_call_may_still_be_running_is_not_resent(api, b
     assert refund.status == Refund.Status.SUBMITTED
     assert codes(refund.pk) == ["requested", "approved", "submitted"]
     assert (calls(refund.pk, "submit"), calls(refund.pk, "query")) == (0, 1)
+
+
+def test_two_workers_holding_the_same_submitted_refund_call_the_bank_once(
+    api, client, bank, refund_settings, monkeypatch
+):
+    """G3/G7: a send task delivered twice (broker redelivery, racing workers) makes one call:
+    both copies loaded the refund as `submitted`, only one wins the claim on the owed send."""
+    real_send = services._send
+    monkeypatch.setattr(services, "_send", lambda refund: refund)  # commit `submitted`, send nothing yet
+    refund, owed = start(api, "0000")
+    monkeypatch.undo()
+    first_copy = Refund.objects.select_related("channel", "destination_account").get(pk=refund.pk)
+    second_copy = Refund.objects.select_related("channel", "destination_account").get(pk=refund.pk)
+
+    real_send(first_copy)
+    real_send(second_copy)
+
+    refund.refresh_from_db()
+    assert calls(refund.pk, "submit") == 1
+    assert (refund.send_seq, refund.sent_seq) == (1, 1)
+    assert refund.status == Refund.Status.PROCESSING
