@@ -798,7 +798,7 @@ def test_two_workers_holding_the_same_submitted_refund_call_the_bank_once(
     both copies loaded the refund as `submitted`, only one wins the claim on the owed send."""
     real_send = services._send
     monkeypatch.setattr(services, "_send", lambda refund: refund)  # commit `submitted`, send nothing yet
-    refund, owed = start(api, "0000")
+    refund, _owed = start(api, "0000")
     monkeypatch.undo()
     first_copy = Refund.objects.select_related("channel", "destination_account").get(pk=refund.pk)
     second_copy = Refund.objects.select_related("channel", "destination_account").get(pk=refund.pk)
