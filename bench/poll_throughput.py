@@ -6,12 +6,13 @@ query answers `succeeded` and the refund moves on); the sandbox bank is served b
 production arrangement, sync workers) in its own processes on a free port, and the "sandbox"
 channel's base_url points at it.
 
-Timed: K worker processes (standing in for Celery workers) each loop `refund_claim_due` +
-`refund_poll` over the claimed batch until nothing is due. Every poll is a real HTTP query to the
+Timed: K worker processes (standing in for Celery workers) each loop `refund_claim_due` and poll
+the claimed batch until nothing is due: `refund_poll_batch` per chunk of --poll-chunk ids (as
+`refund_poll_due_task` sends them), or `refund_poll` per id with --poll-chunk 0. Every poll is a real HTTP query to the
 bank, a `ChannelCall` row, a locked state change, a timeline event and a ledger posting.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python bench/poll_throughput.py --refunds 10000 --workers 4 --bank-workers 3
+        .venv/bin/python bench/poll_throughput.py --refunds 10000 --workers 2 --bank-workers 2
 
 The database named by --db-name (default refundguard_bench) is DROPPED and recreated; the script
 refuses SQLite and refuses to reuse the database name of DATABASE_URL itself.
@@ -42,6 +43,13 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4, help="poller processes, like Celery workers (default 4)")
     parser.add_argument("--batch", type=int, default=100, help="refunds claimed per refund_claim_due call")
     parser.add_argument("--bank-workers", type=int, default=3, help="gunicorn workers serving the bank")
+    parser.add_argument(
+        "--poll-chunk",
+        type=int,
+        default=50,
+        help="ids per refund_poll_batch call, as refund_poll_due_task sends them (0: refund_poll per id)",
+    )
+    parser.add_argument("--poll-threads", type=int, default=8, help="REFUND_POLL_CONCURRENCY (bank queries in flight)")
     parser.add_argument("--profile", action="store_true", help="cProfile each worker; print the top entries")
     parser.add_argument("--db-name", default="refundguard_bench", help="dedicated database (dropped, recreated)")
     return parser.parse_args()
@@ -153,26 +161,31 @@ def _setup(n: int) -> int:
     return order.amount
 
 
-def _drain(batch: int, lease_seconds: int, profile: bool = False) -> tuple[int, int]:
+def _drain(batch: int, lease_seconds: int, chunk: int, profile: bool = False) -> tuple[int, int]:
     """One worker: claim and poll until nothing is due. Returns (claimed, polls that moved)."""
     if profile:
         import cProfile
         import pstats
 
         profiler = cProfile.Profile()
-        result = profiler.runcall(_drain, batch, lease_seconds)
+        result = profiler.runcall(_drain, batch, lease_seconds, chunk)
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
         return result
     from django.db import connections
 
     from apps.refunds.models import Refund
-    from apps.refunds.services import refund_claim_due, refund_poll
+    from apps.refunds.services import refund_claim_due, refund_poll, refund_poll_batch
 
     connections.close_all()
     claimed = moved = 0
     try:
         while ids := refund_claim_due(limit=batch, lease=timedelta(seconds=lease_seconds)):
             claimed += len(ids)
+            if chunk:
+                for start in range(0, len(ids), chunk):
+                    polled = refund_poll_batch(refund_ids=ids[start : start + chunk])
+                    moved += sum(refund.status == Refund.Status.SUCCEEDED for refund in polled)
+                continue
             for refund_id in ids:
                 if refund_poll(refund_id=refund_id).status == Refund.Status.SUCCEEDED:
                     moved += 1
@@ -211,6 +224,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         # A settled refund is re-queried for late returns after this; keep it out of the drain.
         "REFUND_VERIFY_INTERVAL_SECONDS": "86400",
+        "REFUND_POLL_CONCURRENCY": str(args.poll_threads),
     }
     os.environ.update(env)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refundguard.settings")
@@ -263,7 +277,7 @@ def main() -> None:
         print(f"draining with {args.workers} workers, batch {args.batch} …", flush=True)
         started = time.monotonic()
         with context.Pool(args.workers) as pool:
-            results = pool.starmap(_drain, [(args.batch, lease, args.profile)] * args.workers)
+            results = pool.starmap(_drain, [(args.batch, lease, args.poll_chunk, args.profile)] * args.workers)
         elapsed = time.monotonic() - started
     finally:
         os.killpg(bank.pid, signal.SIGTERM)
@@ -277,6 +291,7 @@ def main() -> None:
     print(f"per worker (claimed, succeeded): {results}")
     print(
         f"RESULT refunds={args.refunds} workers={args.workers} bank_workers={args.bank_workers} "
+        f"poll_chunk={args.poll_chunk} poll_threads={args.poll_threads} "
         f"seconds={elapsed:.2f} polled_per_second={claimed / elapsed:.0f}"
     )
     if claimed != args.refunds or moved != args.refunds:

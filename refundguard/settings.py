@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -193,9 +194,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.gateways.tasks.sandbox_bank_deliver_webhooks_task",
         "schedule": 2.0,
     },
+    # Nightly, quiet hours (UTC): baselines first, then the model trains on the day's outcomes.
+    "risk-baselines-refresh": {
+        "task": "apps.risk.tasks.risk_baselines_refresh_task",
+        "schedule": crontab(minute=10, hour=2),
+    },
+    "risk-model-train": {
+        "task": "apps.risk.tasks.risk_model_train_task",
+        "schedule": crontab(minute=30, hour=2),
+    },
 }
 
 # --- Bank channels and the sandbox bank ---------------------------------------------------------
+# Reuse HTTP connections to channels (a requests.Session per worker thread). Off only where every
+# call must close its socket, e.g. tests against a live server that is torn down between tests.
+CHANNEL_HTTP_KEEPALIVE = env.bool("CHANNEL_HTTP_KEEPALIVE", default=True)
 # Signed webhooks older or newer than this are refused (replay window), seconds.
 CHANNEL_WEBHOOK_TOLERANCE_SECONDS = env.int("CHANNEL_WEBHOOK_TOLERANCE_SECONDS", default=300)
 # The sandbox bank (DESIGN.md, "Sandbox bank") is mounted at /sandbox/bank/; on by default only in DEBUG.
@@ -266,6 +279,10 @@ REFUND_VERIFY_INTERVAL = timedelta(seconds=env.int("REFUND_VERIFY_INTERVAL_SECON
 # An approved refund whose submit task never ran is submitted by the poller after this grace.
 REFUND_SUBMIT_GRACE = timedelta(seconds=env.int("REFUND_SUBMIT_GRACE_SECONDS", default=30))
 REFUND_POLL_BATCH = env.int("REFUND_POLL_BATCH", default=500)
+# Claimed ids go to workers in chunks of this many; a worker has up to REFUND_POLL_CONCURRENCY bank
+# queries of a chunk in flight at once (HTTP threads only: database writes stay one by one).
+REFUND_POLL_CHUNK = env.int("REFUND_POLL_CHUNK", default=50)
+REFUND_POLL_CONCURRENCY = env.int("REFUND_POLL_CONCURRENCY", default=8)
 # The promise shown to customers, by payment method (hours until arrival at the latest).
 REFUND_ETA_HOURS = {"card": 72, "bank_transfer": 24, "wallet": 2, "balance": 1}
 # Trust tiers for refund decisions (apps.refunds.decision.trust_for).
@@ -323,6 +340,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ProductKindEnum": "apps.orders.models.Product.Kind",
         "UsageKindEnum": "apps.orders.models.UsageEvent.Kind",
+        "RefundStatusEnum": "apps.refunds.models.Refund.Status",
+        "CaseStatusEnum": "apps.risk.models.Case.Status",
+        "ListEntryKindEnum": "apps.risk.models.ListEntry.Kind",
     },
 }
 

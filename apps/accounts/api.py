@@ -1,14 +1,15 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from apps.accounts.models import Customer, Locale
+from apps.accounts.models import AccountFreeze, Customer, Locale, User
 from apps.accounts.selectors import customer_list_for_merchant
-from apps.accounts.services import customer_create, customer_update
+from apps.accounts.services import account_unfreeze, customer_create, customer_update
 from apps.common.api import MerchantAPIView
-from apps.common.fields import PhoneField, SingleLineCharField, StrictSerializerMixin
+from apps.common.errors import ConflictError
+from apps.common.fields import MultiLineCharField, PhoneField, SingleLineCharField, StrictSerializerMixin
 
 
 class CustomerInSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -82,3 +83,88 @@ class CustomerDetailView(MerchantAPIView):
         data.is_valid(raise_exception=True)
         customer = customer_update(customer=customer, **data.validated_data)
         return Response(CustomerOutSerializer(customer).data)
+
+
+# --- freezes (the unfreeze workflow) ---------------------------------------------------------------
+
+
+class FreezeOutSerializer(serializers.ModelSerializer):
+    customer = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    bank_account = serializers.SerializerMethodField()
+    actor = serializers.CharField(source="actor_label", read_only=True)
+    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = AccountFreeze
+        fields = (
+            "id",
+            "customer",
+            "bank_account",
+            "reason",
+            "actor",
+            "created_at",
+            "is_active",
+            "lifted_at",
+            "lifted_by",
+            "lift_reason",
+        )
+        read_only_fields = fields
+
+    def get_bank_account(self, freeze: AccountFreeze) -> str | None:
+        return freeze.bank_account.masked_number if freeze.bank_account_id else None
+
+
+class FreezeLiftSerializer(StrictSerializerMixin, serializers.Serializer):
+    reason = MultiLineCharField(max_length=500)
+
+
+class _FreezeView(MerchantAPIView):
+    def freezes(self):
+        return (
+            AccountFreeze.objects.filter(merchant=self.merchant)
+            .select_related("customer", "bank_account", "lifted_by")
+            .order_by("-created_at", "-id")
+        )
+
+
+class FreezeListView(_FreezeView):
+    """Frozen customers and accounts (the risk engine's block_and_freeze, or staff), active or lifted."""
+
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(
+        responses=FreezeOutSerializer(many=True),
+        parameters=[OpenApiParameter("status", str, enum=["active", "lifted"]), OpenApiParameter("customer", str)],
+    )
+    def get(self, request):
+        queryset = self.freezes()
+        wanted = self.query_text("status")
+        if wanted == "active":
+            queryset = queryset.filter(lifted_at__isnull=True)
+        elif wanted == "lifted":
+            queryset = queryset.filter(lifted_at__isnull=False)
+        if customer := self.query_text("customer"):
+            queryset = queryset.filter(customer__external_id=customer)
+        return self.paginated(queryset, FreezeOutSerializer)
+
+
+class FreezeDetailView(_FreezeView):
+    @extend_schema(responses=FreezeOutSerializer)
+    def get(self, request, pk: int):
+        return Response(FreezeOutSerializer(get_object_or_404(self.freezes(), pk=pk)).data)
+
+
+class FreezeLiftView(_FreezeView):
+    """Lift a freeze with a reason; money to or from the customer/account flows again."""
+
+    @extend_schema(request=FreezeLiftSerializer, responses=FreezeOutSerializer)
+    def post(self, request, pk: int):
+        freeze = get_object_or_404(self.freezes(), pk=pk)
+        data = FreezeLiftSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not freeze.is_active:
+            raise ConflictError("This freeze was already lifted.", code="freeze_lifted")
+        actor = request.user if isinstance(request.user, User) else None
+        freeze = account_unfreeze(freeze=freeze, actor=actor, reason=data.validated_data["reason"])
+        return Response(FreezeOutSerializer(freeze).data)

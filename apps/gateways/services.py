@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -116,16 +117,10 @@ def _called(
 
 def _call_record(channel, action, reference, request_id, outcome, raw_code, http_status, started) -> None:
     latency_ms = int((time.monotonic() - started) * 1000)
-    ChannelCall.objects.create(
-        channel=channel,
-        action=action,
-        reference=reference[:64],
-        request_id=request_id[:128],
-        outcome=outcome[:32],
-        raw_code=(raw_code or "")[:64],
-        http_status=http_status,
-        latency_ms=latency_ms,
-    )
+    _call_row(channel, action, reference, request_id, outcome, raw_code, http_status, latency_ms).save()
+
+
+def _call_row(channel, action, reference, request_id, outcome, raw_code, http_status, latency_ms) -> ChannelCall:
     # Request ids and references only: account numbers never reach a log line.
     logger.info(
         "channel %s %s %s → %s%s (HTTP %s, %d ms)",
@@ -136,6 +131,16 @@ def _call_record(channel, action, reference, request_id, outcome, raw_code, http
         f" {raw_code}" if raw_code else "",
         http_status,
         latency_ms,
+    )
+    return ChannelCall(
+        channel=channel,
+        action=action,
+        reference=reference[:64],
+        request_id=request_id[:128],
+        outcome=outcome[:32],
+        raw_code=(raw_code or "")[:64],
+        http_status=http_status,
+        latency_ms=latency_ms,
     )
 
 
@@ -185,6 +190,52 @@ def channel_query(*, channel: Channel, request_id: str, reference: str = "") -> 
         call=lambda: get_adapter(channel).query(request_id),
         describe=lambda r: (r.status.value, r.raw_code, r.http_status),
     )
+
+
+@dataclass(frozen=True)
+class Query:
+    channel: Channel
+    request_id: str
+    reference: str = ""
+
+
+def channel_query_many(*, queries: Sequence[Query], concurrency: int) -> list[ChannelResult | Exception]:
+    """`channel_query` for several request ids at once, answers in the order asked.
+
+    The HTTP calls run on up to `concurrency` threads that touch no database; the `ChannelCall`
+    rows (one per call, as for `channel_query`) are then written by the caller's thread in one
+    INSERT. A failed call's exception (ChannelError or other) is returned in its slot, not raised,
+    so one bad answer does not hide the others. Callers: batch pollers, outside any transaction.
+    """
+
+    def ask(query: Query) -> tuple[ChannelResult | Exception, int]:
+        started = time.monotonic()
+        try:
+            answer = get_adapter(query.channel).query(query.request_id)
+        except Exception as exc:  # returned to the caller, recorded below
+            answer = exc
+        return answer, int((time.monotonic() - started) * 1000)
+
+    if concurrency > 1 and len(queries) > 1:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(queries))) as pool:
+            answers = list(pool.map(ask, queries))
+    else:
+        answers = [ask(query) for query in queries]
+    rows = []
+    for query, (answer, latency_ms) in zip(queries, answers, strict=True):
+        if isinstance(answer, ChannelError):
+            outcome = "timeout" if isinstance(answer, ChannelTimeout) else "error"
+            described = (outcome, answer.raw_code, answer.http_status)
+        elif isinstance(answer, Exception):
+            described = ("error", type(answer).__name__, None)
+        else:
+            described = (answer.status.value, answer.raw_code, answer.http_status)
+        reference = query.reference or _reference_of(query.request_id)
+        rows.append(
+            _call_row(query.channel, ChannelCall.Action.QUERY, reference, query.request_id, *described, latency_ms)
+        )
+    ChannelCall.objects.bulk_create(rows)
+    return [answer for answer, _ in answers]
 
 
 # --- inbound webhooks -----------------------------------------------------------------------------

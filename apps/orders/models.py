@@ -86,7 +86,12 @@ class Order(models.Model):
             models.UniqueConstraint(fields=["merchant", "external_id"], name="order_external_id_per_merchant"),
             models.CheckConstraint(name="order_amount_positive", condition=Q(amount__gt=0)),
         ]
-        indexes = [models.Index(fields=["customer", "paid_at"]), models.Index(fields=["product", "paid_at"])]
+        indexes = [
+            models.Index(fields=["customer", "paid_at"]),
+            models.Index(fields=["product", "paid_at"]),
+            # Merchant-wide order counts per window (risk baselines, current refund rate).
+            models.Index(fields=["merchant", "paid_at"], name="order_merchant_paid_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"order {self.external_id}"

@@ -8,7 +8,7 @@ class RefundsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.gateways import registry
-        from apps.refunds import routing  # noqa: F401  (phrase-cache invalidation receivers)
+        from apps.refunds import receivers, routing  # noqa: F401  (signal receivers)
         from apps.refunds.services import refund_apply_channel_result
 
         registry.register("refund", refund_apply_channel_result)

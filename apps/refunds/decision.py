@@ -1,7 +1,8 @@
 """The automatic refund decision for virtual goods (DESIGN.md, "Automatic refund decision").
 
-In order: free text that says "I cannot use it" goes to tech support before any money moves;
-physical goods go to a person; the risk engine may block or ask for review; then the product's
+In order: the risk engine runs on every request and a block ends it; free text that says "I
+cannot use it" goes to tech support before any money moves; physical goods go to a person; a
+risk rule may ask for review; then the product's
 policy decides by time since payment — within the unconditional window (default 15 min) approve;
 within the conditional window (default 24 h) approve unless a usage lock or the progress limit
 says otherwise (then a person looks); beyond it refuse, with an appeal route to a person. The
@@ -25,7 +26,7 @@ from apps.orders.models import Order, Product, RefundPolicy
 from apps.orders.usage import UsageEvidence, usage_evidence_for
 from apps.refunds.models import Refund
 from apps.refunds.routing import Route, route_reason_text
-from apps.risk.services import risk_evaluate
+from apps.risk.services import RiskVerdict, risk_evaluate
 
 APPROVED, MANUAL_REVIEW, REJECTED, TECH_SUPPORT = "approved", "manual_review", "rejected", "tech_support"
 
@@ -62,6 +63,8 @@ class Decision:
     evidence: dict = field(default_factory=dict)
     trust_tier: str = ""
     route: Route | None = None
+    risk: RiskVerdict | None = None
+    risk_context: dict = field(default_factory=dict)
     latency_ms: float = 0.0
 
     def as_dict(self) -> dict:
@@ -262,7 +265,30 @@ def decide_refund(
         decision.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         return decision
 
-    # 1. "I cannot use it" is a support problem first: no money moves.
+    # 1. Risk rules run on every request; a block wins over everything else.
+    risk_context = {
+        "order_id": order.pk,
+        "customer_id": customer.pk,
+        "customer_external_id": customer.external_id,
+        "email": customer.email,
+        "phone": customer.phone,
+        "product_id": product.pk,
+        "order_amount": order.amount,
+        "paid_at": order.paid_at,
+        "amount": amount,
+        "currency": order.currency,
+        **(context or {}),
+    }
+    verdict = risk_evaluate(scope="refund", merchant=order.merchant, context=risk_context, now=now)
+    decision.risk = verdict
+    decision.risk_context = risk_context
+    decision.rules = list(verdict.matches)
+    if verdict.list_hit:
+        evidence["list"] = verdict.list_hit
+    if verdict.action in ("block", "block_and_freeze"):
+        return finish(REJECTED, [{"clause": "risk_block", "action": verdict.action}], _say("risk_block", locale))
+
+    # 2. "I cannot use it" is a support problem first: no money moves.
     route = route_reason_text(reason_text)
     if route is None and reason == Refund.Reason.CANNOT_USE:
         route = Route(route=TECH_SUPPORT, category="access", phrases=())
@@ -271,35 +297,28 @@ def decide_refund(
         clause = {"clause": "reason_routing", "category": route.category, "phrases": list(route.phrases)}
         return finish(TECH_SUPPORT, [clause], _say("tech_support", locale))
 
-    # 2. Physical goods need the item back: always a person.
+    # 3. Physical goods need the item back: always a person.
     if product.kind == Product.Kind.PHYSICAL:
         return finish(MANUAL_REVIEW, [{"clause": "physical_goods"}], _say("physical_goods", locale))
 
-    # 3. Risk rules run on every request.
-    verdict = risk_evaluate(
-        scope="refund",
-        merchant=order.merchant,
-        context={"order_id": order.pk, "amount": amount, "currency": order.currency, **(context or {})},
-    )
-    decision.rules = list(verdict.matches)
-    if verdict.action in ("block", "block_and_freeze"):
-        return finish(REJECTED, [{"clause": "risk_block", "action": verdict.action}], _say("risk_block", locale))
+    # 4. A rule asked for a person.
     if verdict.action == "review":
-        return finish(MANUAL_REVIEW, [{"clause": "risk_review"}], _say("risk_review", locale))
+        codes = [h["code"] for h in verdict.matches if h["mode"] == "active" and h["action"] == "review"]
+        return finish(MANUAL_REVIEW, [{"clause": "risk_review", "rules": codes}], _say("risk_review", locale))
 
     unconditional = timedelta(minutes=policy.unconditional_minutes)
     conditional = timedelta(hours=policy.conditional_hours)
     watch = trust.tier == "watch"
     watch_clause = {"clause": "watch_tier", "trust": trust.as_dict()}
 
-    # 4. The no-questions window.
+    # 5. The no-questions window.
     if elapsed <= unconditional:
         if watch:
             return finish(MANUAL_REVIEW, [watch_clause], _say("watch_tier", locale))
         clause = {"clause": "unconditional_window", "minutes": policy.unconditional_minutes}
         return finish(APPROVED, [clause], _say("unconditional_window", locale, minutes=policy.unconditional_minutes))
 
-    # 5. The conditional window: usage decides.
+    # 6. The conditional window: usage decides.
     if elapsed <= conditional:
         usage = usage_evidence_for(order=order)
         evidence["usage"] = usage.as_dict()
@@ -318,7 +337,7 @@ def decide_refund(
         clause = {"clause": "conditional_window", "hours": policy.conditional_hours, "progress_limit_pct": limit}
         return finish(APPROVED, [clause], _say("conditional_window", locale, hours=policy.conditional_hours))
 
-    # 6. Beyond the windows: refused with an appeal route, unless trust buys a small amount.
+    # 7. Beyond the windows: refused with an appeal route, unless trust buys a small amount.
     if trust.tier == "trusted" and amount <= _small_amount(order.currency):
         clause = {"clause": "trusted_small_amount", "limit_minor": _small_amount(order.currency)}
         return finish(APPROVED, [clause], _say("trusted_small_amount", locale))

@@ -9,7 +9,8 @@ bank is called, so a crash after the call is recovered by querying, never by a b
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
@@ -21,10 +22,11 @@ from django.utils import timezone
 from apps.accounts.models import Merchant
 from apps.accounts.selectors import customer_is_frozen
 from apps.accounts.services import bank_account_get_or_create
+from apps.common.crypto import fingerprint
 from apps.common.errors import ServiceError, UnprocessableError
 from apps.gateways import reasons
 from apps.gateways.base import Account, ChannelError, ChannelResult, ChannelTimeout, TransferRequest, TransferStatus
-from apps.gateways.services import channel_for, channel_query, channel_submit
+from apps.gateways.services import Query, channel_for, channel_query, channel_query_many, channel_submit
 from apps.ledger.models import LedgerAccount
 from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
 from apps.orders.models import Order
@@ -32,7 +34,7 @@ from apps.refunds.decision import Decision, decide_refund
 from apps.refunds.models import Party, Refund, RefundEvent, SupportTicket
 from apps.refunds.routing import guidance_for
 from apps.refunds.signals import refund_anomaly, refund_state_changed
-from apps.risk.services import case_close, case_open
+from apps.risk.services import case_close, case_open, risk_record
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def _move(
     """Run one FSM transition on a locked refund, save it, write its event, announce after commit."""
     before = refund.status
     getattr(refund, transition)()
-    refund.save(update_fields=["status", "updated_at", *fields])
+    refund.save(update_fields=["status", "updated_at", *fields, *_take_staged(refund)])
     event = _record(
         refund, code=code, party=party, actor=actor, from_status=before, message_key=message_key, detail=detail
     )
@@ -102,6 +104,25 @@ def _move(
     }
     transaction.on_commit(lambda: refund_state_changed.send(sender=Refund, **payload))
     return event
+
+
+def _stage(refund: Refund, **values) -> None:
+    """Set fields on a locked refund to be written by its next `_move` (or `_save_staged`), so a
+    value learnt on the way to a transition costs no UPDATE of its own."""
+    for name, value in values.items():
+        setattr(refund, name, value)
+    refund._staged_fields = (*getattr(refund, "_staged_fields", ()), *values)
+
+
+def _take_staged(refund: Refund) -> tuple[str, ...]:
+    staged = getattr(refund, "_staged_fields", ())
+    refund._staged_fields = ()
+    return staged
+
+
+def _save_staged(refund: Refund) -> None:
+    if staged := _take_staged(refund):
+        refund.save(update_fields=staged)
 
 
 def _anomaly(refund: Refund, kind: str, detail: dict) -> None:
@@ -188,7 +209,7 @@ def refund_request(
     currency other than the order's, or an amount over what is refundable.
     """
     order = (
-        Order.objects.select_related("customer", "product__refund_policy", "merchant")
+        Order.objects.select_related("customer", "product__refund_policy", "merchant", "payer_account")
         .filter(merchant=merchant, external_id=order_external_id)
         .first()
     )
@@ -204,7 +225,7 @@ def refund_request(
         amount=amount,
         reason=reason,
         reason_text=reason_text,
-        context={"device_id": device_id, "ip": ip, "customer_id": order.customer_id},
+        context=_risk_context(order, device_id=device_id, ip=ip, destination_account=destination_account),
     )
     if customer_is_frozen(customer=order.customer) and decision.outcome == "approved":
         decision.outcome = "manual_review"
@@ -249,6 +270,14 @@ def refund_request(
             decision=decision.as_dict(),
         )
         _record(refund, code="requested", party=Party.CUSTOMER, actor=actor, detail={"amount": amount})
+        if decision.risk is not None:
+            risk_record(
+                scope="refund",
+                merchant=merchant,
+                subject_id=refund.pk,
+                context=decision.risk_context,
+                verdict=decision.risk,
+            )
         _act_on_decision(refund, decision)
     logger.info(
         "refund requested refund=%s order=%s amount=%s outcome=%s latency_ms=%s",
@@ -259,6 +288,22 @@ def refund_request(
         decision.latency_ms,
     )
     return refund
+
+
+def _risk_context(order: Order, *, device_id: str, ip: str | None, destination_account: dict | None) -> dict:
+    """What the risk engine needs to know about a refund request beyond the order itself."""
+    payer = order.payer_account
+    payer_fingerprint = payer.fingerprint if payer else ""
+    if destination_account:
+        fingerprint_ = fingerprint(destination_account["account_number"].replace(" ", ""))
+    else:
+        fingerprint_ = payer_fingerprint
+    return {
+        "device_id": device_id or order.device_id,
+        "ip": ip or order.ip,
+        "account_fingerprint": fingerprint_,
+        "payer_fingerprint": payer_fingerprint,
+    }
 
 
 FROZEN_TEXT = {
@@ -524,6 +569,12 @@ def _apply_and_follow_up(refund_id: int, result: ChannelResult, *, source: str, 
 
 def _apply(refund: Refund, result: ChannelResult, *, source: str) -> str:
     """Move a locked refund according to a channel result; never backwards. Returns what happened."""
+    outcome = _apply_result(refund, result, source=source)
+    _save_staged(refund)  # the channel reference, when no transition carried it
+    return outcome
+
+
+def _apply_result(refund: Refund, result: ChannelResult, *, source: str) -> str:
     status = refund.status
     actor = f"channel:{source}"
     wrong_amount = result.amount is not None and result.amount != refund.amount
@@ -536,8 +587,7 @@ def _apply(refund: Refund, result: ChannelResult, *, source: str) -> str:
         )
         return "rejected_mismatch"
     if result.channel_reference and not refund.channel_reference:
-        refund.channel_reference = result.channel_reference
-        refund.save(update_fields=["channel_reference"])
+        _stage(refund, channel_reference=result.channel_reference)
 
     kind = result.status
     if kind in (TransferStatus.ACCEPTED, TransferStatus.PROCESSING, TransferStatus.HELD):
@@ -628,7 +678,7 @@ def _succeed(refund: Refund, actor: str) -> None:
     now = timezone.now()
     refund.succeeded_at = now
     refund.verify_until = now + settings.REFUND_VERIFY_WINDOW
-    refund.next_poll_at = now + settings.REFUND_VERIFY_INTERVAL
+    refund.next_poll_at = _next_verify_poll(refund, now)
     refund.failure_code = ""
     refund.responsible_party = ""
     _move(
@@ -646,6 +696,12 @@ def _succeed(refund: Refund, actor: str) -> None:
         credit=("platform", _CASH),
         description=f"refund {refund.pk} arrived",
     )
+
+
+def _next_verify_poll(refund: Refund, now: datetime) -> datetime | None:
+    """When a succeeded refund is next queried for a late return; None once its window is over."""
+    next_at = now + settings.REFUND_VERIFY_INTERVAL
+    return None if refund.verify_until and next_at > refund.verify_until else next_at
 
 
 def _reverse(refund: Refund, actor: str, result: ChannelResult) -> None:
@@ -730,30 +786,90 @@ def refund_claim_due(*, limit: int, lease: timedelta | None = None) -> list[int]
     return ids
 
 
+_POLL_SELECT = ("channel", "destination_account", "order")
+
+
 def refund_poll(*, refund_id: int) -> Refund:
     """Bring one due refund forward: submit if stuck approved, retry if failed, else query the bank."""
-    refund = Refund.objects.select_related("channel", "destination_account", "order").get(pk=refund_id)
-    if refund.status == S.APPROVED:
-        return refund_submit(refund_id=refund_id)
-    if refund.status == S.FAILED:
-        return refund_retry(refund_id=refund_id)
-    if refund.status == S.SUCCEEDED and (refund.verify_until is None or refund.verify_until < timezone.now()):
-        Refund.objects.filter(pk=refund_id, status=S.SUCCEEDED).update(next_poll_at=None)
-        return refund
-    if refund.status not in (S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.SUCCEEDED) or refund.channel is None:
-        return refund
+    refund = Refund.objects.select_related(*_POLL_SELECT).get(pk=refund_id)
+    done = _poll_without_query(refund)
+    if done is not None:
+        return done
     try:
         result = channel_query(channel=refund.channel, request_id=refund.request_id, reference=f"refund:{refund.pk}")
     except ChannelError:
-        Refund.objects.filter(pk=refund_id).update(next_poll_at=timezone.now() + _backoff(1))
+        return _poll_unanswered(refund)
+    return _poll_answered(refund, result)
+
+
+def refund_poll_batch(*, refund_ids: Sequence[int]) -> list[Refund]:
+    """`refund_poll` for a claimed chunk: the bank queries run concurrently, results apply one by one.
+
+    Up to REFUND_POLL_CONCURRENCY queries are in flight at once (threads doing HTTP only; every
+    database write stays in this thread, each refund in its own locked transaction as in
+    `refund_poll`). A refund whose poll raises is logged and skipped: its claim lease runs out and
+    the next tick polls it again, and the rest of the chunk still moves. Caller: the batch task.
+    """
+    refunds = Refund.objects.select_related(*_POLL_SELECT).in_bulk(refund_ids)
+    polled: list[Refund] = []
+    to_query: list[Refund] = []
+    for refund_id in refund_ids:
+        refund = refunds.get(refund_id)
+        if refund is None:
+            continue
+        try:
+            done = _poll_without_query(refund)
+        except Exception:
+            logger.exception("poll of refund=%s failed; it is polled again when its lease ends", refund_id)
+            continue
+        if done is None:
+            to_query.append(refund)
+        else:
+            polled.append(done)
+    answers = channel_query_many(
+        queries=[Query(refund.channel, refund.request_id, f"refund:{refund.pk}") for refund in to_query],
+        concurrency=settings.REFUND_POLL_CONCURRENCY,
+    )
+    for refund, answer in zip(to_query, answers, strict=True):
+        try:
+            if isinstance(answer, ChannelError):
+                polled.append(_poll_unanswered(refund))
+            elif isinstance(answer, Exception):
+                raise answer
+            else:
+                polled.append(_poll_answered(refund, answer))
+        except Exception:
+            logger.exception("poll of refund=%s failed; it is polled again when its lease ends", refund.pk)
+    return polled
+
+
+def _poll_without_query(refund: Refund) -> Refund | None:
+    """What a poll does without asking the bank; None when the bank must be asked."""
+    if refund.status == S.APPROVED:
+        return refund_submit(refund_id=refund.pk)
+    if refund.status == S.FAILED:
+        return refund_retry(refund_id=refund.pk)
+    if refund.status == S.SUCCEEDED and (refund.verify_until is None or refund.verify_until < timezone.now()):
+        Refund.objects.filter(pk=refund.pk, status=S.SUCCEEDED).update(next_poll_at=None)
         return refund
-    refund = _apply_and_follow_up(refund_id, result, source="poll", channel_code=refund.channel.code)
-    if refund.status == S.SUCCEEDED:
-        now = timezone.now()
-        next_at = now + settings.REFUND_VERIFY_INTERVAL
-        if refund.verify_until and next_at > refund.verify_until:
-            next_at = None
-        Refund.objects.filter(pk=refund_id, status=S.SUCCEEDED).update(next_poll_at=next_at)
+    if refund.status not in (S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.SUCCEEDED) or refund.channel is None:
+        return refund
+    return None
+
+
+def _poll_unanswered(refund: Refund) -> Refund:
+    Refund.objects.filter(pk=refund.pk).update(next_poll_at=timezone.now() + _backoff(1))
+    return refund
+
+
+def _poll_answered(refund: Refund, result: ChannelResult) -> Refund:
+    was_succeeded = refund.status == S.SUCCEEDED
+    refund = _apply_and_follow_up(refund.pk, result, source="poll", channel_code=refund.channel.code)
+    if was_succeeded and refund.status == S.SUCCEEDED:
+        # A verification poll: schedule the next one. A refund that succeeded during this poll (or
+        # under a concurrent webhook, after our claim) already got it from `_succeed`.
+        next_at = _next_verify_poll(refund, timezone.now())
+        Refund.objects.filter(pk=refund.pk, status=S.SUCCEEDED).update(next_poll_at=next_at)
     return refund
 
 

@@ -1,9 +1,243 @@
+"""Risk API: rules (with versions, statistics and back-tests), the review queue, allow/block lists.
+
+Thin views: parse, call one service or selector, serialize. Everything is the caller's merchant's;
+platform rules are listed and readable but not writable by merchants (403 with a clear error).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.common.api import MerchantAPIView
-from apps.risk.models import Case
+from apps.common.crypto import fingerprint, mask_account_number
+from apps.common.errors import ServiceError
+from apps.common.fields import MultiLineCharField, PhoneField, SingleLineCharField, StrictSerializerMixin
+from apps.risk.engine import MAX_EXPRESSION_LENGTH, ExpressionError, compile_expression
+from apps.risk.models import Case, CaseNote, ListEntry, Rule, RuleVersion, Scope
+from apps.risk.rules import rule_backtest, rule_create, rule_stats, rule_update
+from apps.risk.services import (
+    case_assign,
+    case_decide,
+    case_note_add,
+    list_entry_create,
+    list_entry_delete,
+    list_entry_update,
+)
+
+MAX_BACKTEST_DAYS = 90
+
+
+def _actor(request) -> str:
+    return request.user.get_username()
+
+
+class PlatformRuleReadOnlyError(ServiceError):
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "platform_rule_read_only"
+
+
+# --- rules -----------------------------------------------------------------------------------------
+
+
+class ExpressionField(MultiLineCharField):
+    """A rule expression, compiled on the way in: unknown features, Python internals, `$` symbols
+    and non-yes/no expressions are refused here with the engine's message."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", MAX_EXPRESSION_LENGTH)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            compile_expression(value)
+        except ExpressionError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+
+class RuleInSerializer(StrictSerializerMixin, serializers.Serializer):
+    code = serializers.SlugField(max_length=64)
+    name = SingleLineCharField(max_length=200)
+    description = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
+    scope = serializers.ChoiceField(choices=Scope.choices)
+    expression = ExpressionField()
+    action = serializers.ChoiceField(choices=Rule.Action.choices)
+    severity = serializers.ChoiceField(choices=Rule.Severity.choices, required=False)
+    score_modifier = serializers.IntegerField(min_value=-1000, max_value=1000, required=False)
+    priority = serializers.IntegerField(min_value=0, max_value=100000, required=False)
+    mode = serializers.ChoiceField(choices=Rule.Mode.choices, required=False)
+
+
+class RuleUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
+    name = SingleLineCharField(max_length=200, required=False)
+    description = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
+    expression = ExpressionField(required=False)
+    action = serializers.ChoiceField(choices=Rule.Action.choices, required=False)
+    severity = serializers.ChoiceField(choices=Rule.Severity.choices, required=False)
+    score_modifier = serializers.IntegerField(min_value=-1000, max_value=1000, required=False)
+    priority = serializers.IntegerField(min_value=0, max_value=100000, required=False)
+    mode = serializers.ChoiceField(choices=Rule.Mode.choices, required=False)
+
+
+class RuleOutSerializer(serializers.ModelSerializer):
+    is_platform = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Rule
+        fields = (
+            "id",
+            "code",
+            "name",
+            "description",
+            "scope",
+            "expression",
+            "action",
+            "severity",
+            "score_modifier",
+            "priority",
+            "mode",
+            "version",
+            "is_platform",
+            "updated_by",
+            "updated_at",
+            "created_at",
+        )
+        read_only_fields = fields
+
+    def get_is_platform(self, rule: Rule) -> bool:
+        return rule.merchant_id is None
+
+
+class RuleVersionOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RuleVersion
+        fields = (
+            "version",
+            "expression",
+            "action",
+            "mode",
+            "priority",
+            "severity",
+            "score_modifier",
+            "changed_by",
+            "changed_at",
+        )
+        read_only_fields = fields
+
+
+class RuleTestSerializer(StrictSerializerMixin, serializers.Serializer):
+    scope = serializers.ChoiceField(choices=Scope.choices)
+    expression = ExpressionField()
+    days = serializers.IntegerField(min_value=1, max_value=MAX_BACKTEST_DAYS, required=False, default=30)
+
+
+class _RuleView(MerchantAPIView):
+    def visible_rules(self):
+        return Rule.objects.filter(Q(merchant=self.merchant) | Q(merchant__isnull=True))
+
+    def get_rule(self, pk: int) -> Rule:
+        return get_object_or_404(self.visible_rules(), pk=pk)
+
+    def get_own_rule(self, pk: int) -> Rule:
+        rule = self.get_rule(pk)
+        if rule.merchant_id is None:
+            raise PlatformRuleReadOnlyError(
+                "Platform rules are read-only; create a rule of your own (POST /api/v1/rules) instead."
+            )
+        return rule
+
+
+class RuleListCreateView(_RuleView):
+    """The merchant's rules and the platform's (read-only), in evaluation order."""
+
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(
+        responses=RuleOutSerializer(many=True),
+        parameters=[OpenApiParameter("scope", str), OpenApiParameter("mode", str)],
+    )
+    def get(self, request):
+        queryset = self.visible_rules().order_by("priority", "id")
+        if scope := self.query_text("scope"):
+            queryset = queryset.filter(scope=scope)
+        if mode := self.query_text("mode"):
+            queryset = queryset.filter(mode=mode)
+        return self.paginated(queryset, RuleOutSerializer)
+
+    @extend_schema(request=RuleInSerializer, responses={201: RuleOutSerializer})
+    def post(self, request):
+        data = RuleInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rule = rule_create(merchant=self.merchant, actor=_actor(request), **data.validated_data)
+        return Response(RuleOutSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class RuleDetailView(_RuleView):
+    @extend_schema(responses=RuleOutSerializer)
+    def get(self, request, pk: int):
+        return Response(RuleOutSerializer(self.get_rule(pk)).data)
+
+    @extend_schema(request=RuleUpdateSerializer, responses=RuleOutSerializer)
+    def patch(self, request, pk: int):
+        rule = self.get_own_rule(pk)
+        data = RuleUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        rule = rule_update(rule=rule, actor=_actor(request), **data.validated_data)
+        return Response(RuleOutSerializer(rule).data)
+
+    @extend_schema(request=None, responses=RuleOutSerializer)
+    def delete(self, request, pk: int):
+        """Rules are never deleted (hits refer to them): DELETE disables the rule, as a new version."""
+        rule = rule_update(rule=self.get_own_rule(pk), actor=_actor(request), mode=Rule.Mode.DISABLED)
+        return Response(RuleOutSerializer(rule).data)
+
+
+class RuleVersionsView(_RuleView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(responses=RuleVersionOutSerializer(many=True))
+    def get(self, request, pk: int):
+        rule = self.get_rule(pk)
+        return self.paginated(rule.versions.order_by("-version"), RuleVersionOutSerializer)
+
+
+class RuleStatsView(_RuleView):
+    """Hits (active/shadow/decisive), review outcomes and false-positive rate, for this merchant."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, pk: int):
+        rule = self.get_rule(pk)
+        return Response({"rule_id": rule.pk, "code": rule.code, **rule_stats(rule=rule, merchant=self.merchant)})
+
+
+class RuleTestView(MerchantAPIView):
+    """Back-test an expression on the merchant's recorded requests of the last `days` days."""
+
+    @extend_schema(request=RuleTestSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = RuleTestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(rule_backtest(merchant=self.merchant, **data.validated_data))
+
+
+# --- cases -----------------------------------------------------------------------------------------
+
+
+class CaseNoteOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CaseNote
+        fields = ("id", "author", "text", "created_at")
+        read_only_fields = fields
 
 
 class CaseOutSerializer(serializers.ModelSerializer):
@@ -28,6 +262,27 @@ class CaseOutSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CaseDetailOutSerializer(CaseOutSerializer):
+    notes = CaseNoteOutSerializer(many=True, read_only=True)
+
+    class Meta(CaseOutSerializer.Meta):
+        fields = (*CaseOutSerializer.Meta.fields, "notes")
+        read_only_fields = fields
+
+
+class CaseAssignSerializer(StrictSerializerMixin, serializers.Serializer):
+    assignee = SingleLineCharField(max_length=150)
+
+
+class CaseDecideSerializer(StrictSerializerMixin, serializers.Serializer):
+    decision = serializers.ChoiceField(choices=Case.Decision.choices)
+    note = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
+
+
+class CaseNoteInSerializer(StrictSerializerMixin, serializers.Serializer):
+    text = MultiLineCharField(max_length=2000)
+
+
 class CaseListView(MerchantAPIView):
     """The review queue: what a person has to decide, oldest first."""
 
@@ -44,3 +299,172 @@ class CaseListView(MerchantAPIView):
         if subject_type := self.query_text("subject_type"):
             queryset = queryset.filter(subject_type=subject_type)
         return self.paginated(queryset, CaseOutSerializer)
+
+
+class _CaseView(MerchantAPIView):
+    def get_case(self, pk: int) -> Case:
+        return get_object_or_404(Case.objects.filter(merchant=self.merchant), pk=pk)
+
+    def respond(self, case: Case, *, status_code: int = status.HTTP_200_OK) -> Response:
+        case = Case.objects.select_related("assignee").prefetch_related("notes").get(pk=case.pk)
+        return Response(CaseDetailOutSerializer(case).data, status=status_code)
+
+
+class CaseDetailView(_CaseView):
+    @extend_schema(responses=CaseDetailOutSerializer)
+    def get(self, request, pk: int):
+        return self.respond(self.get_case(pk))
+
+
+class CaseAssignView(_CaseView):
+    @extend_schema(request=CaseAssignSerializer, responses=CaseDetailOutSerializer)
+    def post(self, request, pk: int):
+        case = self.get_case(pk)
+        data = CaseAssignSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = case_assign(case=case, assignee_username=data.validated_data["assignee"], actor=_actor(request))
+        return self.respond(case)
+
+
+class CaseDecideView(_CaseView):
+    """Approve or decline; a refund case moves the refund (approved → submitted, declined → rejected)."""
+
+    @extend_schema(request=CaseDecideSerializer, responses=CaseDetailOutSerializer)
+    def post(self, request, pk: int):
+        case = self.get_case(pk)
+        data = CaseDecideSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = case_decide(
+            case=case,
+            decision=data.validated_data["decision"],
+            actor=_actor(request),
+            note=data.validated_data.get("note", ""),
+        )
+        return self.respond(case)
+
+
+class CaseNotesView(_CaseView):
+    @extend_schema(request=CaseNoteInSerializer, responses={201: CaseDetailOutSerializer})
+    def post(self, request, pk: int):
+        case = self.get_case(pk)
+        data = CaseNoteInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        case_note_add(case=case, author=_actor(request), text=data.validated_data["text"])
+        return self.respond(case, status_code=status.HTTP_201_CREATED)
+
+
+# --- allow / block lists ---------------------------------------------------------------------------
+
+_VALUE_FIELDS = {
+    ListEntry.Kind.CUSTOMER: lambda: SingleLineCharField(max_length=100),
+    ListEntry.Kind.DEVICE: lambda: SingleLineCharField(max_length=100),
+    ListEntry.Kind.IP: lambda: serializers.IPAddressField(),
+    ListEntry.Kind.EMAIL: lambda: serializers.EmailField(max_length=254),
+    ListEntry.Kind.PHONE: lambda: PhoneField(),
+}
+
+
+class ListEntryInSerializer(StrictSerializerMixin, serializers.Serializer):
+    """`value` for every kind but bank_account, which takes `account_number` instead: only its
+    fingerprint is stored (and "**** 1234" for display), never the number."""
+
+    list_type = serializers.ChoiceField(choices=ListEntry.ListType.choices)
+    kind = serializers.ChoiceField(choices=ListEntry.Kind.choices)
+    value = serializers.CharField(required=False, max_length=254, trim_whitespace=False)
+    account_number = serializers.CharField(required=False, max_length=64, write_only=True)
+    reason = SingleLineCharField(max_length=500)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        kind = attrs["kind"]
+        if kind == ListEntry.Kind.BANK_ACCOUNT:
+            if "value" in attrs:
+                raise serializers.ValidationError({"value": ["Give account_number for a bank account entry."]})
+            digits = attrs.pop("account_number", "").replace(" ", "")
+            if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 30:
+                raise serializers.ValidationError({"account_number": ["Must be 8–30 digits."]})
+            attrs["value"] = fingerprint(digits)
+            attrs["display"] = mask_account_number(digits[-4:])
+            return attrs
+        if "account_number" in attrs:
+            raise serializers.ValidationError({"account_number": ["Only for bank_account entries."]})
+        if "value" not in attrs:
+            raise serializers.ValidationError({"value": ["This field is required."]})
+        try:
+            value = _VALUE_FIELDS[kind]().run_validation(attrs["value"])
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"value": exc.detail}) from None
+        if kind == ListEntry.Kind.IP:
+            value = str(ipaddress.ip_address(value))
+        attrs["value"] = value
+        return attrs
+
+
+class ListEntryUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
+    reason = SingleLineCharField(max_length=500, required=False)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ListEntryOutSerializer(serializers.ModelSerializer):
+    value = serializers.SerializerMethodField()
+    is_active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ListEntry
+        fields = ("id", "list_type", "kind", "value", "reason", "expires_at", "is_active", "created_by", "created_at")
+        read_only_fields = fields
+
+    def get_value(self, entry: ListEntry) -> str:
+        return entry.display or ("" if entry.kind == ListEntry.Kind.BANK_ACCOUNT else entry.value)
+
+    def get_is_active(self, entry: ListEntry) -> bool:
+        return entry.expires_at is None or entry.expires_at > timezone.now()
+
+
+class _ListView(MerchantAPIView):
+    def entries(self):
+        return ListEntry.objects.filter(merchant=self.merchant)
+
+
+class ListEntryListCreateView(_ListView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(
+        responses=ListEntryOutSerializer(many=True),
+        parameters=[OpenApiParameter("list_type", str), OpenApiParameter("kind", str)],
+    )
+    def get(self, request):
+        queryset = self.entries().order_by("-created_at", "-id")
+        if list_type := self.query_text("list_type"):
+            queryset = queryset.filter(list_type=list_type)
+        if kind := self.query_text("kind"):
+            queryset = queryset.filter(kind=kind)
+        return self.paginated(queryset, ListEntryOutSerializer)
+
+    @extend_schema(request=ListEntryInSerializer, responses={201: ListEntryOutSerializer})
+    def post(self, request):
+        data = ListEntryInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        entry = list_entry_create(merchant=self.merchant, actor=_actor(request), **data.validated_data)
+        return Response(ListEntryOutSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+
+class ListEntryDetailView(_ListView):
+    def get_entry(self, pk: int) -> ListEntry:
+        return get_object_or_404(self.entries(), pk=pk)
+
+    @extend_schema(responses=ListEntryOutSerializer)
+    def get(self, request, pk: int):
+        return Response(ListEntryOutSerializer(self.get_entry(pk)).data)
+
+    @extend_schema(request=ListEntryUpdateSerializer, responses=ListEntryOutSerializer)
+    def patch(self, request, pk: int):
+        entry = self.get_entry(pk)
+        data = ListEntryUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        return Response(ListEntryOutSerializer(list_entry_update(entry=entry, **data.validated_data)).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, pk: int):
+        list_entry_delete(entry=self.get_entry(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,7 +1,7 @@
 """The risk engine's interface to the apps that move money, and the review queue.
 
-`risk_evaluate` is called on every refund decision. Until rules exist it allows everything; the
-rules engine fills it in without changing callers.
+`risk_evaluate` (reads only) is called on every refund decision and payout check; the caller then
+records the outcome with `risk_record` inside the transaction that creates the refund or payout.
 """
 
 from __future__ import annotations
@@ -10,13 +10,24 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from apps.accounts.models import Merchant
-from apps.risk.models import Case
+from apps.accounts.models import Customer, Merchant, User
+from apps.accounts.selectors import customer_is_frozen
+from apps.accounts.services import account_freeze
+from apps.common.errors import ConflictError, ServiceError
+from apps.risk.clusters import cluster_members, cluster_union, linked_customers
+from apps.risk.engine import matches
+from apps.risk.features import features_for
+from apps.risk.models import Case, CaseNote, ListEntry, Observation, Rule, RuleHit
+from apps.risk.signals import case_decided, risk_rules_hit
 
 # How long a review may wait before it is overdue (the alerts issue watches this).
 CASE_SLA = timedelta(hours=4)
+
+
+_PRECEDENCE = {"allow": 0, "review": 1, "block": 2, "block_and_freeze": 2}
 
 
 @dataclass(frozen=True)
@@ -24,11 +35,161 @@ class RiskVerdict:
     action: str = "allow"  # allow | review | block | block_and_freeze
     matches: list[dict] = field(default_factory=list)
     score: float = 0.0
+    features: dict = field(default_factory=dict)
+    list_hit: dict | None = None
 
 
-def risk_evaluate(*, scope: str, merchant: Merchant, context: dict) -> RiskVerdict:
-    """Judge one money movement (`scope` refund/payout/withdrawal) from its feature context."""
-    return RiskVerdict()
+def _active_lists(*, merchant: Merchant, context: dict, now) -> list[ListEntry]:
+    candidates = Q()
+    for kind, key in (
+        (ListEntry.Kind.CUSTOMER, "customer_external_id"),
+        (ListEntry.Kind.DEVICE, "device_id"),
+        (ListEntry.Kind.IP, "ip"),
+        (ListEntry.Kind.BANK_ACCOUNT, "account_fingerprint"),
+        (ListEntry.Kind.EMAIL, "email"),
+        (ListEntry.Kind.PHONE, "phone"),
+    ):
+        if context.get(key):
+            value = str(context[key])
+            # Email entries are stored lower-cased (list_entry_create); addresses match case-blind.
+            candidates |= Q(kind=kind, value=value.lower() if kind == ListEntry.Kind.EMAIL else value)
+    if not candidates:
+        return []
+    return list(
+        ListEntry.objects.filter(candidates, merchant=merchant)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by("-list_type")  # "block" sorts before "allow"
+    )
+
+
+def _rules_for(*, scope: str, merchant: Merchant) -> list[Rule]:
+    return list(
+        Rule.objects.filter(Q(merchant=merchant) | Q(merchant__isnull=True), scope=scope)
+        .exclude(mode=Rule.Mode.DISABLED)
+        .order_by("priority", "id")
+    )
+
+
+def risk_evaluate(*, scope: str, merchant: Merchant, context: dict, now=None) -> RiskVerdict:
+    """Judge one money movement (`scope` refund/payout/withdrawal) from its features. Reads only.
+
+    A block-list entry blocks and an allow-list entry allows before any rule runs. Otherwise
+    every active and shadow rule is evaluated in priority order; the outcome is the strongest
+    active match (block > review > allow), the first one at that strength being decisive.
+    Shadow matches are returned too, flagged, and never change the outcome.
+    """
+    now = now or timezone.now()
+    features = features_for(scope=scope, merchant=merchant, context=context, now=now)
+    for entry in _active_lists(merchant=merchant, context=context, now=now):
+        hit = {"list": entry.list_type, "kind": entry.kind, "entry_id": entry.pk, "reason": entry.reason}
+        action = "block" if entry.list_type == ListEntry.ListType.BLOCK else "allow"
+        return RiskVerdict(action=action, features=features, list_hit=hit, score=features["model_score"])
+
+    action, matched = "allow", []
+    decisive_set = False
+    score = features["model_score"] * 100
+    for rule in _rules_for(scope=scope, merchant=merchant):
+        if not matches(rule.pk, rule.version, rule.expression, features):
+            continue
+        hit = {
+            "rule_id": rule.pk,
+            "code": rule.code,
+            "version": rule.version,
+            "mode": rule.mode,
+            "action": rule.action,
+            "severity": rule.severity,
+            "decisive": False,
+        }
+        matched.append(hit)
+        if rule.mode != Rule.Mode.ACTIVE:
+            continue
+        score += rule.score_modifier
+        if _PRECEDENCE[rule.action] > _PRECEDENCE[action]:
+            action = rule.action
+            for earlier in matched:
+                earlier["decisive"] = False
+            hit["decisive"] = True
+            decisive_set = True
+        elif not decisive_set and rule.action == "allow":
+            hit["decisive"] = True
+            decisive_set = True
+    return RiskVerdict(action=action, matches=matched, score=score, features=features)
+
+
+def risk_record(
+    *,
+    scope: str,
+    merchant: Merchant,
+    subject_id: int,
+    context: dict,
+    verdict: RiskVerdict,
+    actor: str = "risk",
+) -> Observation:
+    """Write what was judged: the observation, each rule hit, cluster links; freeze on
+    block_and_freeze; announce hits after commit. Call inside the caller's transaction."""
+    now = timezone.now()
+    observation = Observation.objects.create(
+        merchant=merchant,
+        scope=scope,
+        subject_id=subject_id,
+        customer_id=context.get("customer_id"),
+        device_id=context.get("device_id") or "",
+        ip=context.get("ip") or None,
+        account_fingerprint=context.get("account_fingerprint") or "",
+        product_id=context.get("product_id"),
+        amount=int(context.get("amount") or 0),
+        currency=context.get("currency") or "",
+        action=verdict.action,
+        score=verdict.score,
+        features=verdict.features,
+        created_at=now,
+    )
+    RuleHit.objects.bulk_create(
+        RuleHit(
+            rule_id=hit["rule_id"],
+            rule_version=hit["version"],
+            observation=observation,
+            merchant=merchant,
+            mode=hit["mode"],
+            action=hit["action"],
+            decisive=hit["decisive"],
+            created_at=now,
+        )
+        for hit in verdict.matches
+    )
+    customer_id = context.get("customer_id")
+    if customer_id:
+        others = linked_customers(
+            merchant=merchant,
+            customer_id=customer_id,
+            device_id=context.get("device_id") or "",
+            ip=context.get("ip"),
+            fingerprint=context.get("account_fingerprint") or "",
+            now=now,
+        )
+        if others:
+            cluster_union(merchant=merchant, customer_id=customer_id, others=others)
+    if verdict.action == "block_and_freeze" and customer_id:
+        _freeze_cluster(merchant=merchant, customer_id=customer_id, verdict=verdict, actor=actor)
+    payload = {
+        "merchant_id": merchant.pk,
+        "scope": scope,
+        "subject_id": subject_id,
+        "action": verdict.action,
+        "hits": [h for h in verdict.matches if h["mode"] == Rule.Mode.ACTIVE],
+        "shadow_hits": [h for h in verdict.matches if h["mode"] == Rule.Mode.SHADOW],
+    }
+    if verdict.matches:
+        transaction.on_commit(lambda: risk_rules_hit.send(sender=Observation, **payload))
+    return observation
+
+
+def _freeze_cluster(*, merchant: Merchant, customer_id: int, verdict: RiskVerdict, actor: str) -> None:
+    codes = ", ".join(h["code"] for h in verdict.matches if h["mode"] == Rule.Mode.ACTIVE and h["decisive"])
+    reason = f"risk rule {codes or 'block_and_freeze'}"
+    for member in Customer.objects.filter(pk__in=cluster_members(customer_id=customer_id), merchant=merchant):
+        if not customer_is_frozen(customer=member):
+            account_freeze(merchant=merchant, customer=member, reason=reason, actor_label=actor)
 
 
 def case_open(
@@ -60,3 +221,113 @@ def case_close(*, subject_type: str, subject_id: int, decision: str, actor: str)
     case.decided_at = timezone.now()
     case.save(update_fields=["status", "decision", "decided_by", "decided_at"])
     return case
+
+
+def case_assign(*, case: Case, assignee_username: str, actor: str) -> Case:
+    """Give an undecided case to one of the merchant's active staff (re-assigning is allowed).
+
+    Staff of another merchant, or unknown names, are refused alike (no hint that they exist).
+    """
+    assignee = User.objects.filter(username=assignee_username, merchant_id=case.merchant_id, is_active=True).first()
+    if assignee is None:
+        raise ServiceError(
+            "No such staff member.", fields={"assignee": ["No staff member of yours has this username."]}
+        )
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(pk=case.pk)
+        if case.status == Case.Status.DECIDED:
+            raise ConflictError("The case is already decided.", code="case_decided")
+        case.assignee = assignee
+        case.status = Case.Status.ASSIGNED
+        case.save(update_fields=["assignee", "status"])
+        CaseNote.objects.create(case=case, author=actor, text=f"assigned to {assignee.get_username()}")
+    return case
+
+
+def case_note_add(*, case: Case, author: str, text: str) -> CaseNote:
+    """Append a note to a case (notes are never edited or deleted)."""
+    return CaseNote.objects.create(case=case, author=author, text=text)
+
+
+def case_decide(*, case: Case, decision: str, actor: str, note: str = "") -> Case:
+    """A reviewer's verdict on a case; the subject moves in the same transaction.
+
+    `case_decided` is sent first and synchronously: the app owning the subject (refunds) locks
+    its object, moves it and closes the case with `case_close` — so the lock order is always
+    subject, then case, like a review made on the subject directly. Without a receiver the case
+    is closed here. A decided case is refused with a conflict; a refusal by the receiver rolls
+    everything back. Callers: the cases API and the console.
+    """
+    if decision not in Case.Decision.values:
+        raise ServiceError("Unknown decision.", fields={"decision": ["Must be approve or decline."]})
+    with transaction.atomic():
+        if Case.objects.filter(pk=case.pk, status=Case.Status.DECIDED).exists():
+            raise ConflictError("The case is already decided.", code="case_decided")
+        responses = case_decided.send(
+            sender=Case,
+            case_id=case.pk,
+            merchant_id=case.merchant_id,
+            subject_type=case.subject_type,
+            subject_id=case.subject_id,
+            decision=decision,
+            actor=actor,
+            note=note,
+        )
+        handled = any(response for _, response in responses)
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        if not handled:
+            if locked.status == Case.Status.DECIDED:
+                raise ConflictError("The case is already decided.", code="case_decided")
+            locked = case_close(
+                subject_type=case.subject_type, subject_id=case.subject_id, decision=decision, actor=actor
+            )
+        if note:
+            CaseNote.objects.create(case=locked, author=actor, text=note)
+    return locked
+
+
+def list_entry_create(
+    *,
+    merchant: Merchant,
+    list_type: str,
+    kind: str,
+    value: str,
+    reason: str,
+    display: str = "",
+    expires_at=None,
+    actor: str,
+) -> ListEntry:
+    """Add an allow or block list entry. `value` is already normalised by the caller (IP compressed,
+    phone E.164, bank account as a fingerprint); emails are lower-cased here."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ServiceError("expires_at must be in the future.", fields={"expires_at": ["Must be in the future."]})
+    if kind == ListEntry.Kind.EMAIL:
+        value = value.lower()
+    return ListEntry.objects.create(
+        merchant=merchant,
+        list_type=list_type,
+        kind=kind,
+        value=value,
+        display=display or value,
+        reason=reason,
+        expires_at=expires_at,
+        created_by=actor,
+    )
+
+
+def list_entry_update(*, entry: ListEntry, **changes) -> ListEntry:
+    """Change an entry's reason or expiry (kind and value are fixed: delete and re-add instead)."""
+    unknown = set(changes) - {"reason", "expires_at"}
+    if unknown:
+        raise ServiceError("These fields cannot be changed.", fields={f: ["Cannot be changed."] for f in unknown})
+    if changes.get("expires_at") is not None and changes["expires_at"] <= timezone.now():
+        raise ServiceError("expires_at must be in the future.", fields={"expires_at": ["Must be in the future."]})
+    for field_name, value in changes.items():
+        setattr(entry, field_name, value)
+    if changes:
+        entry.save(update_fields=list(changes))
+    return entry
+
+
+def list_entry_delete(*, entry: ListEntry) -> None:
+    entry.delete()

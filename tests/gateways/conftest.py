@@ -95,6 +95,9 @@ def refund_handler():
 @pytest.fixture
 def sandbox_settings(settings):
     settings.SANDBOX_BANK_ENABLED = True
+    # The live server is torn down between tests: a kept-alive socket would hold one of its threads,
+    # and that thread's database connection, past the test (and break the test database teardown).
+    settings.CHANNEL_HTTP_KEEPALIVE = False
     settings.SANDBOX_BANK_TIMEOUT_SLEEP = BANK_SLEEP
     settings.SANDBOX_BANK_SETTLE_SECONDS = SETTLE
     settings.SANDBOX_BANK_DELAY_SECONDS = 30 * 3600.0

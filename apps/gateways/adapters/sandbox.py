@@ -12,6 +12,8 @@ Error mapping, chosen so that nothing is ever paid twice:
 from __future__ import annotations
 
 import json
+import os
+import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -81,6 +83,27 @@ def _header(headers: Any, name: str) -> str | None:
         if key.lower() == wanted:
             return value
     return None
+
+
+_local = threading.local()
+
+
+def _forget_sessions() -> None:
+    # A forked child (Celery prefork, gunicorn) must not share its parent's sockets.
+    global _local
+    _local = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_sessions)
+
+
+def _session() -> requests.Session:
+    """This thread's HTTP session: building one per call cost a new pool and TCP connection each
+    time. Per thread because a `requests.Session` is not documented as thread-safe."""
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
 
 
 class SandboxAdapter(ChannelAdapter):
@@ -182,15 +205,17 @@ class SandboxAdapter(ChannelAdapter):
     # --- HTTP ---------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, payload: dict | None = None):
+        headers = {CHANNEL_HEADER: self.channel.code, "Accept": "application/json"}
+        if settings.CHANNEL_HTTP_KEEPALIVE:
+            send = _session().request
+        else:
+            # One connection per call, and say so: a server that keeps the socket open would
+            # otherwise hold a worker, and its database connection, for it.
+            send = requests.request
+            headers["Connection"] = "close"
         try:
-            return requests.request(
-                method,
-                f"{self.base_url}/{path}",
-                json=payload,
-                # One connection per call (no session is reused), so say so: a server that keeps
-                # the socket open would otherwise hold a worker, and its database connection, for it.
-                headers={CHANNEL_HEADER: self.channel.code, "Accept": "application/json", "Connection": "close"},
-                timeout=self.channel.timeout_seconds,
+            return send(
+                method, f"{self.base_url}/{path}", json=payload, headers=headers, timeout=self.channel.timeout_seconds
             )
         except requests.Timeout as exc:
             # Includes connect timeouts: whether or not the bank saw it, only a query can tell.
