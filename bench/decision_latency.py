@@ -26,24 +26,18 @@ submissions approved refunds schedule) is purged at the end.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import random
-import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import django_setup, explain_selects, free_port, gunicorn, percentile
+
 KINDS = ("course", "course", "license_key", "file", "template", "membership")
 BATCH = 5000
 
@@ -60,30 +54,6 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--db-name", default="refundguard_bench_decision", help="dedicated database (dropped)")
     return parser.parse_args()
-
-
-def _database_urls(db_name: str) -> tuple[str, str]:
-    raw = os.environ.get("DATABASE_URL", "")
-    parts = urlsplit(raw)
-    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-        sys.exit("DATABASE_URL must point at PostgreSQL (SQLite is refused: it is not what production runs).")
-    if parts.path.lstrip("/") == db_name:
-        sys.exit(f"--db-name {db_name!r} is DATABASE_URL's own database; pick a dedicated one.")
-    return urlunsplit(parts._replace(path=f"/{db_name}")), urlunsplit(parts._replace(path="/postgres"))
-
-
-def _recreate_database(admin_url: str, db_name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _setup(args: argparse.Namespace, rng: random.Random) -> tuple[str, list[dict]]:
@@ -232,40 +202,18 @@ def _setup(args: argparse.Namespace, rng: random.Random) -> tuple[str, list[dict
 
 def _explain() -> list[tuple[str, str]]:
     """EXPLAIN every SELECT a decision runs (on a conditional-window order with usage)."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     from apps.orders.models import Order, UsageEvent
     from apps.refunds.decision import decide_refund
     from apps.refunds.services import refundable_remaining
 
     order_id = UsageEvent.objects.order_by("-id").values_list("order_id", flat=True).first()
     order = Order.objects.select_related("customer", "product__refund_policy", "merchant").get(pk=order_id)
-    with CaptureQueriesContext(connection) as captured:
+
+    def decision() -> None:
         decide_refund(order=order, amount=order.amount, reason="not_as_described", reason_text="和描述不符")
         refundable_remaining(order=order)
-    plans = []
-    with connection.cursor() as cursor:
-        for query in captured.captured_queries:
-            sql = query["sql"]
-            if not sql.lstrip().upper().startswith("SELECT"):
-                continue
-            cursor.execute("EXPLAIN " + sql)
-            plan = " / ".join(row[0].strip() for row in cursor.fetchall())
-            plans.append((sql, plan))
-    return plans
 
-
-def _wait_for(url: str, deadline: float) -> None:
-    import requests
-
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.2)
-    sys.exit(f"gunicorn did not come up at {url}")
+    return [(sql, " / ".join(line.strip() for line in plan)) for sql, plan in explain_selects(decision)]
 
 
 def _load(url: str, key: str, plans: list[dict], rate: float, threads: int, prefix: str = "bench") -> list[dict]:
@@ -322,39 +270,12 @@ def _load(url: str, key: str, plans: list[dict], rate: float, threads: int, pref
     return results
 
 
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
-
-
 def main() -> None:
     args = _parse()
     rng = random.Random(args.seed)
-    bench_url, admin_url = _database_urls(args.db_name)
-    env = {
-        **os.environ,
-        "DATABASE_URL": bench_url,
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "FIELD_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-        "SECURE_SSL_REDIRECT": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SANDBOX_BANK_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    if not env.get("REDIS_URL"):
+    if not os.environ.get("REDIS_URL"):
         sys.exit("Set REDIS_URL (a Redis database of its own): production serves with Redis as cache and broker.")
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refundguard.settings")
-    sys.path.insert(0, str(ROOT))
-
-    print(f"recreating database {args.db_name} …", flush=True)
-    _recreate_database(admin_url, args.db_name)
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    env = django_setup(args.db_name)
     from django.db import connection, connections
     from django.db.models import Count
 
@@ -362,7 +283,6 @@ def main() -> None:
     from apps.orders.models import Order
     from apps.refunds.models import Refund
 
-    call_command("migrate", verbosity=0)
     # Whatever channels exist (none are created here) are off: no bank is called.
     Channel.objects.update(is_enabled=False)
     started = time.monotonic()
@@ -380,24 +300,8 @@ def main() -> None:
     before = Refund.objects.count()
     connections.close_all()
 
-    port = _free_port()
-    web = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "refundguard.wsgi",
-            "--workers",
-            str(args.web_workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/healthz", time.monotonic() + 30)
+    port = free_port()
+    with gunicorn(env, workers=args.web_workers, port=port, ready_path="/healthz"):
         # Warm every worker (imports, connections, the phrase table) outside the measurement.
         warm = [{"order": "o-missing", "amount": 1, "reason": "mistake", "reason_text": "报错"}] * (
             4 * args.web_workers
@@ -405,9 +309,6 @@ def main() -> None:
         _load(f"http://127.0.0.1:{port}/api/v1/refunds", key, warm, 20, 8, prefix="warm")
         print(f"sending {len(plans)} requests at {args.rate:g}/s for {args.duration:g}s …", flush=True)
         results = _load(f"http://127.0.0.1:{port}/api/v1/refunds", key, plans, args.rate, args.client_threads)
-    finally:
-        os.killpg(web.pid, signal.SIGTERM)
-        web.wait(timeout=30)
 
     from refundguard.celery import app
 
@@ -428,10 +329,11 @@ def main() -> None:
     print(
         f"RESULT requests={len(results)} rate={args.rate:g}/s duration={args.duration:g}s "
         f"orders={args.orders} earlier_refunds={args.earlier_refunds} web_workers={args.web_workers} "
-        f"p50={_pct(latencies, 50):.1f}ms p95={_pct(latencies, 95):.1f}ms p99={_pct(latencies, 99):.1f}ms "
+        f"p50={percentile(latencies, 50):.1f}ms p95={percentile(latencies, 95):.1f}ms "
+        f"p99={percentile(latencies, 99):.1f}ms "
         f"max={max(latencies):.1f}ms mean={statistics.fmean(latencies):.1f}ms errors={len(errors)} "
-        f"service_p50={_pct(service, 50):.1f}ms service_p99={_pct(service, 99):.1f}ms "
-        f"decision_p50={_pct(decision_ms, 50):.1f}ms decision_p99={_pct(decision_ms, 99):.1f}ms"
+        f"service_p50={percentile(service, 50):.1f}ms service_p99={percentile(service, 99):.1f}ms "
+        f"decision_p50={percentile(decision_ms, 50):.1f}ms decision_p99={percentile(decision_ms, 99):.1f}ms"
     )
     if errors or created != len(results):
         sys.exit("some requests failed")

@@ -21,20 +21,13 @@ refuses SQLite and refuses to reuse the database name of DATABASE_URL itself.
 from __future__ import annotations
 
 import argparse
-import base64
 import multiprocessing
-import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import django_setup, free_port, gunicorn
 
 
 def _parse() -> argparse.Namespace:
@@ -53,32 +46,6 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="cProfile each worker; print the top entries")
     parser.add_argument("--db-name", default="refundguard_bench", help="dedicated database (dropped, recreated)")
     return parser.parse_args()
-
-
-def _database_urls(db_name: str) -> tuple[str, str]:
-    raw = os.environ.get("DATABASE_URL", "")
-    parts = urlsplit(raw)
-    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-        sys.exit("DATABASE_URL must point at PostgreSQL (SQLite is refused: locks are no-ops there).")
-    if parts.path.lstrip("/") == db_name:
-        sys.exit(f"--db-name {db_name!r} is DATABASE_URL's own database; pick a dedicated one.")
-    bench = urlunsplit(parts._replace(path=f"/{db_name}"))
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    return bench, admin
-
-
-def _recreate_database(admin_url: str, db_name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _setup(n: int) -> int:
@@ -194,49 +161,16 @@ def _drain(batch: int, lease_seconds: int, chunk: int, profile: bool = False) ->
     return claimed, moved
 
 
-def _wait_for(url: str, deadline: float) -> None:
-    import requests
-
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1, headers={"Connection": "close"}).status_code in (200, 404):
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    sys.exit(f"the sandbox bank did not come up at {url}")
-
-
 def main() -> None:
     args = _parse()
-    bench_url, admin_url = _database_urls(args.db_name)
-    env = {
-        **os.environ,
-        "DATABASE_URL": bench_url,
-        "DEBUG": "false",
-        # Throwaway keys for this run only (settings refuse the dev defaults with DEBUG off).
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "FIELD_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-        "SECURE_SSL_REDIRECT": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SANDBOX_BANK_ENABLED": "true",
-        "SANDBOX_WEBHOOK_SECRET": f"whsec_{secrets.token_hex(24)}",
-        "LOG_LEVEL": "WARNING",
+    env = django_setup(
+        args.db_name,
+        SANDBOX_BANK_ENABLED="true",
+        SANDBOX_WEBHOOK_SECRET=f"whsec_{secrets.token_hex(24)}",
         # A settled refund is re-queried for late returns after this; keep it out of the drain.
-        "REFUND_VERIFY_INTERVAL_SECONDS": "86400",
-        "REFUND_POLL_CONCURRENCY": str(args.poll_threads),
-    }
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refundguard.settings")
-    sys.path.insert(0, str(ROOT))
-
-    print(f"recreating database {args.db_name} …", flush=True)
-    _recreate_database(admin_url, args.db_name)
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+        REFUND_VERIFY_INTERVAL_SECONDS="86400",
+        REFUND_POLL_CONCURRENCY=str(args.poll_threads),
+    )
     from django.db import connections
     from django.db.models import Count
 
@@ -244,8 +178,7 @@ def main() -> None:
     from apps.gateways.services import ensure_sandbox_channel
     from apps.refunds.models import Refund
 
-    call_command("migrate", verbosity=0)
-    port = _free_port()
+    port = free_port()
     ensure_sandbox_channel()
     Channel.objects.filter(code="sandbox").update(base_url=f"http://127.0.0.1:{port}/sandbox/bank", timeout_seconds=10)
     Channel.objects.exclude(code="sandbox").update(is_enabled=False)
@@ -255,23 +188,14 @@ def main() -> None:
     print(f"created {args.refunds} processing refunds in {time.monotonic() - started:.1f}s", flush=True)
     connections.close_all()
 
-    bank = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "refundguard.wsgi",
-            "--workers",
-            str(args.bank_workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/sandbox/bank/transfers/warmup", time.monotonic() + 30)
+    with gunicorn(
+        env,
+        workers=args.bank_workers,
+        port=port,
+        ready_path="/sandbox/bank/transfers/warmup",  # unknown transfer: 404 once the bank is up
+        ready_statuses=(200, 404),
+        what="the sandbox bank",
+    ):
         context = multiprocessing.get_context("fork")
         lease = 300
         print(f"draining with {args.workers} workers, batch {args.batch} …", flush=True)
@@ -279,9 +203,6 @@ def main() -> None:
         with context.Pool(args.workers) as pool:
             results = pool.starmap(_drain, [(args.batch, lease, args.poll_chunk, args.profile)] * args.workers)
         elapsed = time.monotonic() - started
-    finally:
-        os.killpg(bank.pid, signal.SIGTERM)
-        bank.wait(timeout=30)
 
     claimed = sum(c for c, _ in results)
     moved = sum(m for _, m in results)

@@ -27,20 +27,16 @@ reuse DATABASE_URL's own database.
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import json
 import os
 import random
-import secrets
-import statistics
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import django_setup, explain_selects, percentile, wait_quiet
+
 PRODUCTS = 50
 NAT_IPS = 200
 
@@ -56,24 +52,6 @@ def _parse() -> argparse.Namespace:
         "--wait-quiet", type=float, default=600, help="seconds to wait before each timed stage for other benchmarks"
     )
     return parser.parse_args()
-
-
-def _database_urls(db_name: str) -> tuple[str, str]:
-    raw = os.environ.get("DATABASE_URL", "")
-    parts = urlsplit(raw)
-    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-        sys.exit("DATABASE_URL must point at PostgreSQL (SQLite is refused: it is not what production runs).")
-    if parts.path.lstrip("/") == db_name:
-        sys.exit(f"--db-name {db_name!r} is DATABASE_URL's own database; pick a dedicated one.")
-    return urlunsplit(parts._replace(path=f"/{db_name}")), urlunsplit(parts._replace(path="/postgres"))
-
-
-def _recreate_database(admin_url: str, db_name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{db_name}"')
 
 
 def _copy(table: str, columns: list[str], rows) -> int:
@@ -319,39 +297,12 @@ def _train_model() -> None:
 
 
 def _percentiles(samples: list[float]) -> dict:
-    ordered = sorted(samples)
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
     return {
-        "p50": statistics.median(ordered),
-        "p95": pick(0.95),
-        "p99": pick(0.99),
-        "max": ordered[-1],
+        "p50": percentile(samples, 50),
+        "p95": percentile(samples, 95),
+        "p99": percentile(samples, 99),
+        "max": max(samples),
     }
-
-
-def _others_running() -> list[str]:
-    """Other benchmarks or gunicorn servers on this machine (they share the 2 cores)."""
-    import subprocess
-
-    lines = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=False).stdout
-    mine = str(os.getpid())
-    return [
-        line.strip()
-        for line in lines.splitlines()[1:]
-        if ("bench/" in line or "gunicorn" in line) and line.split(None, 1)[0] != mine and "risk_features" not in line
-    ]
-
-
-def _wait_quiet(limit: float) -> bool:
-    deadline = time.monotonic() + limit
-    while _others_running():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(5)
-    return True
 
 
 def _measure(world: World, count: int) -> tuple[dict, dict]:
@@ -378,49 +329,23 @@ def _measure(world: World, count: int) -> tuple[dict, dict]:
 
 
 def _explain(world: World) -> list[tuple[str, str]]:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
     from apps.risk.services import risk_evaluate
 
     context = world.request()
-    with CaptureQueriesContext(connection) as captured:
-        risk_evaluate(scope="refund", merchant=world.merchant, context=context, now=timezone.now())
-    plans = []
-    with connection.cursor() as cursor:
-        for query in captured.captured_queries:
-            sql = query["sql"]
-            if not sql.lstrip().upper().startswith("SELECT"):
-                continue
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
-            plans.append((sql, "\n".join(row[0] for row in cursor.fetchall())))
-    return plans
+    plans = explain_selects(
+        lambda: risk_evaluate(scope="refund", merchant=world.merchant, context=context, now=timezone.now()),
+        "EXPLAIN (ANALYZE, BUFFERS)",
+    )
+    return [(sql, "\n".join(plan)) for sql, plan in plans]
 
 
 def main() -> None:
     args = _parse()
     sizes = [int(size) for size in args.sizes.split(",")]
-    bench_url, admin_url = _database_urls(args.db_name)
-    _recreate_database(admin_url, args.db_name)
-    os.environ["DATABASE_URL"] = bench_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refundguard.settings")
-    # Production-like settings: DEBUG off (no per-query logging), throwaway secrets.
-    os.environ.update(
-        {
-            "DEBUG": "false",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "FIELD_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-            "SANDBOX_BANK_ENABLED": "false",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    django_setup(args.db_name)
     from django.core.cache import cache
-    from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
 
@@ -428,7 +353,6 @@ def main() -> None:
     from apps.orders.models import Product
     from apps.risk.baselines import risk_baselines_refresh
 
-    call_command("migrate", verbosity=0)
     cache.clear()
     rng = random.Random(args.seed)
     merchant = Merchant.objects.create(name="Bench merchant")
@@ -455,7 +379,7 @@ def main() -> None:
         risk_baselines_refresh(merchant=merchant)
         baseline_s = time.perf_counter() - started
         cache.clear()
-        quiet = _wait_quiet(args.wait_quiet)
+        quiet = wait_quiet(args.wait_quiet)
         load_average = os.getloadavg()[0]
         features, evaluate = _measure(world, args.requests)
         row = {
