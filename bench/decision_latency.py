@@ -125,7 +125,9 @@ def _setup(args: argparse.Namespace, rng: random.Random) -> tuple[str, list[dict
             paid_at=paid_at,
             payment_method="card",
             device_id=f"d-{c}",
-            ip="203.0.113.5",
+            # One address per customer, as home connections are; a shared address for everyone
+            # would (rightly) link all customers into one cluster and trip the gang rules.
+            ip=f"198.18.{(c // 250) % 256}.{c % 250 + 1}",
             payer_account=accounts[c],
         )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from apps.accounts.models import BankAccount, Merchant
 from apps.orders.models import Order
@@ -67,18 +67,43 @@ def linked_customers(
 
 
 def cluster_union(*, merchant: Merchant, customer_id: int, others: set[int]) -> int:
-    """Merge the customer's cluster with the clusters of `others`; returns the resulting root."""
+    """Merge the customer's cluster with the clusters of `others`; returns the resulting root.
+
+    Writes only what changes: when everyone already shares one root (the common case for a
+    repeat customer) it is a single read. Otherwise the smaller clusters are re-pointed at the
+    largest root with one UPDATE and missing members are inserted — never a write per member,
+    which would serialise every request of a big cluster on row locks.
+    """
+    ids = {customer_id, *others}
+    known = dict(ClusterMember.objects.filter(customer_id__in=ids).values_list("customer_id", "root_id"))
+    roots = {known.get(member, member) for member in ids}
+    if len(roots) == 1 and len(known) == len(ids):
+        return roots.pop()
     with transaction.atomic():
-        roots = {_root_of(customer_id)} | {_root_of(other) for other in others}
-        sizes = {root: ClusterMember.objects.filter(root_id=root).count() or 1 for root in roots}
-        winner = max(roots, key=lambda root: (sizes[root], -root))
-        for customer in {customer_id, *others, *roots}:
-            ClusterMember.objects.update_or_create(
-                customer_id=customer, defaults={"root_id": winner, "merchant": merchant}
-            )
+        sizes = dict(
+            ClusterMember.objects.filter(root_id__in=roots)
+            .values("root_id")
+            .annotate(n=Count("id"))
+            .values_list("root_id", "n")
+        )
+        winner = max(roots, key=lambda root: (sizes.get(root, 1), -root))
         losers = roots - {winner}
         if losers:
             ClusterMember.objects.filter(root_id__in=losers).update(root_id=winner)
+        # Everyone named here, and every former root (a root is a member of its own cluster).
+        missing = (
+            (ids | roots)
+            - set(known)
+            - set(
+                ClusterMember.objects.filter(customer_id__in=(ids | roots) - set(known)).values_list(
+                    "customer_id", flat=True
+                )
+            )
+        )
+        ClusterMember.objects.bulk_create(
+            [ClusterMember(customer_id=member, root_id=winner, merchant=merchant) for member in missing],
+            ignore_conflicts=True,
+        )
     return winner
 
 
@@ -93,14 +118,21 @@ def cluster_members(*, customer_id: int) -> list[int]:
 def cluster_stats(*, customer_id: int, now: datetime, merchant_id: int | None = None) -> tuple[int, float]:
     """(cluster size, refunds ÷ orders of the cluster over the link window).
 
-    Pass `merchant_id` when known: the refund count must name the merchant to use the
+    features_for computes the same numbers inside its one combined statement (apps.risk.features);
+    keep the two in step. Pass `merchant_id` when known: the refund count must name the merchant to use the
     (merchant, scope, customer_id, created_at) index; without it a 1 M-row table is scanned.
     """
-    root = _root_of(customer_id)
+    root = ClusterMember.objects.filter(customer_id=customer_id).values_list("root_id", flat=True).first()
+    if root is None:
+        # Never linked: a cluster of one, from this one read. (Every root has a row of its own —
+        # cluster_union writes one for each customer and root it merges — so no rows point here.)
+        return 1, 0.0
     size = ClusterMember.objects.filter(root_id=root).count() or 1
     if size <= 1:
         return 1, 0.0
-    members = cluster_members(customer_id=customer_id)
+    members = list(
+        ClusterMember.objects.filter(root_id=root).values_list("customer_id", flat=True)[:MAX_MEMBERS_SCANNED]
+    )
     since = now - LINK_WINDOW
     orders = Order.objects.filter(customer_id__in=members, paid_at__gte=since).count()
     if merchant_id is None:

@@ -1,6 +1,7 @@
 """The learned score: the active RiskModel's probability that a request is abusive.
 
-Models are trained nightly (apps.risk.learning) and loaded once per process per version.
+Models are trained nightly (apps.risk.learning) and loaded once per process per version; which
+version is active is itself cached per process (apps.risk.caching: a saved RiskModel bumps it).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from functools import lru_cache
 
 import joblib
 
+from apps.risk import caching
 from apps.risk.models import RiskModel
 
 
@@ -21,8 +23,12 @@ def _load(pk: int, version: int):
     return joblib.load(io.BytesIO(bytes(row.blob))), list(row.feature_names)
 
 
-def _active() -> tuple[int, int] | None:
+def _load_active() -> tuple[int, int] | None:
     return RiskModel.objects.filter(is_active=True).order_by("-version").values_list("pk", "version").first()
+
+
+def _active() -> tuple[int, int] | None:
+    return caching.cached(caching.MODEL, "active", _load_active)
 
 
 def active_model_version() -> int | None:

@@ -17,6 +17,7 @@ from apps.accounts.models import Customer, Merchant, User
 from apps.accounts.selectors import customer_is_frozen
 from apps.accounts.services import account_freeze
 from apps.common.errors import ConflictError, ServiceError
+from apps.risk import caching
 from apps.risk.clusters import cluster_members, cluster_union, linked_customers
 from apps.risk.engine import matches
 from apps.risk.features import features_for
@@ -39,8 +40,28 @@ class RiskVerdict:
     list_hit: dict | None = None
 
 
-def _active_lists(*, merchant: Merchant, context: dict, now) -> list[ListEntry]:
-    candidates = Q()
+# A merchant's list is cached per process as the set of its (kind, value) pairs — kind and value
+# never change after creation (list_entry_update edits reason and expiry only) — so the common
+# request, matching no entry, needs no query. A merchant with more entries than this is always
+# asked directly (the set would cost more to load than the lookups it saves).
+MAX_CACHED_LIST_ENTRIES = 5000
+
+
+def _listed_pairs(merchant_id: int) -> frozenset[tuple[str, str]] | None:
+    def load() -> frozenset[tuple[str, str]] | None:
+        pairs = list(
+            ListEntry.objects.filter(merchant_id=merchant_id).values_list("kind", "value")[
+                : MAX_CACHED_LIST_ENTRIES + 1
+            ]
+        )
+        return frozenset(pairs) if len(pairs) <= MAX_CACHED_LIST_ENTRIES else None
+
+    return caching.cached(caching.LISTS, merchant_id, load)
+
+
+def _list_hit(*, merchant: Merchant, context: dict, now) -> dict | None:
+    """The deciding allow/block list entry for the request (block before allow), or None."""
+    pairs = []
     for kind, key in (
         (ListEntry.Kind.CUSTOMER, "customer_external_id"),
         (ListEntry.Kind.DEVICE, "device_id"),
@@ -52,22 +73,55 @@ def _active_lists(*, merchant: Merchant, context: dict, now) -> list[ListEntry]:
         if context.get(key):
             value = str(context[key])
             # Email entries are stored lower-cased (list_entry_create); addresses match case-blind.
-            candidates |= Q(kind=kind, value=value.lower() if kind == ListEntry.Kind.EMAIL else value)
-    if not candidates:
-        return []
-    return list(
+            pairs.append((str(kind), value.lower() if kind == ListEntry.Kind.EMAIL else value))
+    if not pairs:
+        return None
+    listed = _listed_pairs(merchant.pk)
+    if listed is not None and listed.isdisjoint(pairs):
+        return None
+    candidates = Q()
+    for kind, value in pairs:
+        candidates |= Q(kind=kind, value=value)
+    # The database decides expiry (an entry's expires_at may have passed since it was cached).
+    row = (
         ListEntry.objects.filter(candidates, merchant=merchant)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .order_by("-list_type")  # "block" sorts before "allow"
+        .order_by("-list_type", "id")  # "block" sorts before "allow"
+        .values_list("pk", "list_type", "kind", "reason")
+        .first()
     )
+    if row is None:
+        return None
+    pk, list_type, kind, reason = row
+    return {"list": list_type, "kind": kind, "entry_id": pk, "reason": reason}
 
 
-def _rules_for(*, scope: str, merchant: Merchant) -> list[Rule]:
-    return list(
-        Rule.objects.filter(Q(merchant=merchant) | Q(merchant__isnull=True), scope=scope)
-        .exclude(mode=Rule.Mode.DISABLED)
-        .order_by("priority", "id")
-    )
+@dataclass(frozen=True)
+class _RuleRow:
+    pk: int
+    code: str
+    version: int
+    mode: str
+    action: str
+    severity: str
+    score_modifier: int
+    expression: str
+
+
+def _rules_for(*, scope: str, merchant: Merchant) -> list[_RuleRow]:
+    """The merchant's and the platform's non-disabled rules of `scope` in evaluation order, cached
+    per process (apps.risk.caching: a saved rule bumps the generation for every merchant)."""
+
+    def load() -> list[_RuleRow]:
+        return [
+            _RuleRow(*row)
+            for row in Rule.objects.filter(Q(merchant=merchant) | Q(merchant__isnull=True), scope=scope)
+            .exclude(mode=Rule.Mode.DISABLED)
+            .order_by("priority", "id")
+            .values_list("pk", "code", "version", "mode", "action", "severity", "score_modifier", "expression")
+        ]
+
+    return caching.cached(caching.RULES, (merchant.pk, scope), load)
 
 
 def risk_evaluate(*, scope: str, merchant: Merchant, context: dict, now=None) -> RiskVerdict:
@@ -80,9 +134,9 @@ def risk_evaluate(*, scope: str, merchant: Merchant, context: dict, now=None) ->
     """
     now = now or timezone.now()
     features = features_for(scope=scope, merchant=merchant, context=context, now=now)
-    for entry in _active_lists(merchant=merchant, context=context, now=now):
-        hit = {"list": entry.list_type, "kind": entry.kind, "entry_id": entry.pk, "reason": entry.reason}
-        action = "block" if entry.list_type == ListEntry.ListType.BLOCK else "allow"
+    hit = _list_hit(merchant=merchant, context=context, now=now)
+    if hit is not None:
+        action = "block" if hit["list"] == ListEntry.ListType.BLOCK else "allow"
         return RiskVerdict(action=action, features=features, list_hit=hit, score=features["model_score"])
 
     action, matched = "allow", []
