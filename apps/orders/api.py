@@ -115,6 +115,13 @@ class ProductDetailView(MerchantAPIView):
         return Response(ProductOutSerializer(product).data)
 
 
+def masked_account(account) -> dict | None:
+    """A bank account as any response may show it: holder, bank and `**** 1234`, never the number."""
+    if account is None:
+        return None
+    return {"holder_name": account.holder_name, "bank": account.bank, "account_number": account.masked_number}
+
+
 class AccountInSerializer(StrictSerializerMixin, serializers.Serializer):
     holder_name = SingleLineCharField(max_length=200)
     bank = SingleLineCharField(max_length=100)
@@ -164,10 +171,7 @@ class OrderOutSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_payer_account(self, order: Order) -> dict | None:
-        account = order.payer_account
-        if account is None:
-            return None
-        return {"holder_name": account.holder_name, "bank": account.bank, "account_number": account.masked_number}
+        return masked_account(order.payer_account)
 
 
 class OrderListCreateView(MerchantAPIView):

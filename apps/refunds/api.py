@@ -14,7 +14,7 @@ from apps.common.fields import (
     StrictSerializerMixin,
 )
 from apps.common.idempotency import idempotent
-from apps.orders.api import AccountInSerializer
+from apps.orders.api import AccountInSerializer, masked_account
 from apps.orders.models import Product
 from apps.refunds.models import Refund, RefundEvent
 from apps.refunds.selectors import refund_list_for_merchant, refund_reason_stats_for_product
@@ -78,10 +78,7 @@ class RefundOutSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_destination_account(self, refund: Refund) -> dict | None:
-        account = refund.destination_account
-        if account is None:
-            return None
-        return {"holder_name": account.holder_name, "bank": account.bank, "account_number": account.masked_number}
+        return masked_account(refund.destination_account)
 
     def get_progress_url(self, refund: Refund) -> str:
         return refund_progress_url(refund)
