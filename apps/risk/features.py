@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import Merchant
@@ -256,6 +257,17 @@ def _product_counts(base, *, merchant_id: int, scope: str, product_id: int, now:
     return counts
 
 
+def _aware(value) -> datetime | None:
+    """A timestamp read by raw SQL as an aware UTC datetime (SQLite hands back naive values or text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
+
+
 def features_for(*, scope: str, merchant: Merchant, context: dict, now: datetime) -> dict:
     """Compute every feature for one request. `context` carries what the caller knows: customer_id,
     amount, currency, device_id, ip, account_fingerprint, product_id, order_amount, paid_at, usage.
@@ -301,6 +313,7 @@ def features_for(*, scope: str, merchant: Merchant, context: dict, now: datetime
         cluster_refunds,
     ) = _counts(scope=scope, merchant_id=merchant.pk, context=context, now=now)
 
+    registered_at = _aware(registered_at)
     features["customer_age_days"] = float((now - registered_at).days) if customer_id and registered_at else 0.0
     features["customer_orders"] = float(orders_total)
     features["customer_orders_30d"] = float(orders_recent)
