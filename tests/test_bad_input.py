@@ -14,31 +14,22 @@ import time_machine
 from django.conf import settings
 from django.utils import timezone
 
-from apps.accounts.models import BankAccount, Customer
-from apps.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from apps.accounts.models import Customer
+from apps.ledger.models import LedgerEntry, LedgerTransaction
 from apps.orders.models import Order, Product, RefundPolicy, UsageEvent
 from apps.orders.services import order_create
 from tests.factories import CustomerFactory, ProductFactory
+from tests.support import FOUNDATION_TABLES, count_rows
 
 pytestmark = pytest.mark.django_db
 
 CUSTOMERS, PRODUCTS, ORDERS = "/api/v1/customers", "/api/v1/products", "/api/v1/orders"
-COUNTED = (
-    Customer,
-    Product,
-    RefundPolicy,
-    Order,
-    UsageEvent,
-    BankAccount,
-    LedgerAccount,
-    LedgerTransaction,
-    LedgerEntry,
-)
+COUNTED = FOUNDATION_TABLES
 HOLE = "__LITERAL__"
 
 
 def row_counts() -> dict[str, int]:
-    return {model.__name__: model.objects.count() for model in COUNTED}
+    return count_rows(COUNTED)
 
 
 def with_literal(body: dict, path: str, literal: str) -> str:

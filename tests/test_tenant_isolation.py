@@ -16,30 +16,20 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import BankAccount, Customer
-from apps.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from apps.orders.models import Order, Product, RefundPolicy, UsageEvent
+from apps.orders.models import Order, Product, UsageEvent
 from apps.orders.services import order_create, usage_record
 from tests.factories import CustomerFactory, ProductFactory, StaffFactory
+from tests.support import FOUNDATION_TABLES, count_rows
 
 pytestmark = pytest.mark.django_db
 
-COUNTED = (
-    Customer,
-    Product,
-    RefundPolicy,
-    Order,
-    UsageEvent,
-    BankAccount,
-    LedgerAccount,
-    LedgerTransaction,
-    LedgerEntry,
-)
+COUNTED = FOUNDATION_TABLES
 MISSING_ID = 10**9
 HUGE_IDS = [2**63 - 1, 2**63, 2**64, 10**30]
 
 
 def row_counts() -> dict[str, int]:
-    return {model.__name__: model.objects.count() for model in COUNTED}
+    return count_rows(COUNTED)
 
 
 def assert_not_found(response) -> None:

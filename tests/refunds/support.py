@@ -11,6 +11,7 @@ from apps.gateways.models import ChannelCall
 from apps.ledger.models import LedgerTransaction
 from apps.refunds.models import Refund, RefundEvent
 from tests.factories import BankAccountFactory, CustomerFactory, OrderFactory, ProductFactory
+from tests.support import count_rows
 
 REFUNDS = "/api/v1/refunds"
 COUNTED = (Refund, RefundEvent, IdempotencyRecord, LedgerTransaction, ChannelCall)
@@ -47,4 +48,4 @@ def post_refund(api, data: dict | str, *, key: str | None = "auto", **headers):
 
 
 def row_counts() -> dict[str, int]:
-    return {model.__name__: model.objects.count() for model in COUNTED}
+    return count_rows(COUNTED)

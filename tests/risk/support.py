@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.accounts.models import AccountFreeze
 from apps.risk.models import Case, CaseNote, ListEntry, Observation, Rule, RuleHit, RuleVersion
+from tests.support import count_rows
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 HOLDER = "王小明"
@@ -30,7 +31,7 @@ COUNTED = (Rule, RuleVersion, RuleHit, Observation, Case, CaseNote, AccountFreez
 
 
 def counts() -> dict[str, int]:
-    return {model.__name__: model.objects.count() for model in COUNTED}
+    return count_rows(COUNTED)
 
 
 def delta(before: dict[str, int]) -> dict[str, int]:
