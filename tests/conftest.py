@@ -10,6 +10,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from apps.accounts.services import api_key_create
+from apps.common import localcache
 from tests.factories import MerchantFactory
 
 _SKIPPED_FOR_POSTGRES: list[str] = []
@@ -33,6 +34,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if _SKIPPED_FOR_POSTGRES:
         terminalreporter.write_sep("!", f"{len(_SKIPPED_FOR_POSTGRES)} tests needing PostgreSQL were SKIPPED")
         terminalreporter.write_line("Set DATABASE_URL=postgres://... to run them (CI always does).")
+
+
+@pytest.fixture(autouse=True)
+def _no_process_local_cache():
+    """Each test starts without the per-process copies of shared-cache values (apps.common.localcache)."""
+    localcache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.response import Response
@@ -61,7 +62,9 @@ def idempotent(*, request, scope: str, endpoint: str, handler: Callable[[], Resp
     fingerprint = request_fingerprint(endpoint=endpoint, data=request.data)
     now = timezone.now()
     try:
-        with transaction.atomic():
+        # Outside a transaction the INSERT commits on its own; a savepoint (or BEGIN … COMMIT) would
+        # only add round trips. Inside one, the savepoint keeps a duplicate key from breaking it.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
             record = IdempotencyRecord.objects.create(
                 scope=scope, key=key, endpoint=endpoint, fingerprint=fingerprint, claimed_at=now
             )

@@ -84,6 +84,8 @@ class RefundOutSerializer(serializers.ModelSerializer):
         return refund_progress_url(refund)
 
     def get_support_ticket(self, refund: Refund) -> dict | None:
+        if refund.decision.get("outcome") != "tech_support":
+            return None  # tickets are opened only for that outcome: no query for the others
         ticket = getattr(refund, "support_ticket", None)
         if ticket is None:
             return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db import connection
 from django.utils import timezone
 
 from apps.accounts.models import Customer
@@ -40,6 +40,7 @@ class Trust:
     refund_rate: float
     chargebacks: int
     declined_reviews: int
+    is_frozen: bool = False  # an account freeze is in force: nothing is approved automatically
 
     def as_dict(self) -> dict:
         return {
@@ -50,6 +51,7 @@ class Trust:
             "refund_rate": round(self.refund_rate, 3),
             "chargebacks": self.chargebacks,
             "declined_reviews": self.declined_reviews,
+            "is_frozen": self.is_frozen,
         }
 
 
@@ -62,6 +64,7 @@ class Decision:
     staff_explanation: str = ""
     evidence: dict = field(default_factory=dict)
     trust_tier: str = ""
+    customer_frozen: bool = False
     route: Route | None = None
     risk: RiskVerdict | None = None
     risk_context: dict = field(default_factory=dict)
@@ -84,15 +87,37 @@ class Decision:
 # --- trust ----------------------------------------------------------------------------------------
 
 
+# The customer's history in one statement; each part is a range of the customer_id index. Asked
+# through the ORM this was four querysets whose building and compiling cost more CPU than the
+# database spent answering (a profile of the refund request showed the trust lookup at ~18 % of
+# it, four fifths of that in the ORM). Counted refunds leave out cancelled and tech-support ones
+# (no money was ever due); "declined" are refunds a reviewer rejected after manual review.
+_HISTORY_SQL = """
+SELECT o.n, r.total, r.declined, f.is_frozen
+FROM (SELECT count(*) AS n FROM orders_order WHERE customer_id = %(customer)s) AS o,
+     (SELECT count(*) FILTER (WHERE status NOT IN (%(cancelled)s, %(tech_support)s)) AS total,
+             count(*) FILTER (WHERE status = %(rejected)s AND decision ->> 'outcome' = %(review)s) AS declined
+      FROM refunds_refund WHERE customer_id = %(customer)s) AS r,
+     (SELECT EXISTS (SELECT 1 FROM accounts_accountfreeze
+                     WHERE customer_id = %(customer)s AND lifted_at IS NULL) AS is_frozen) AS f
+"""
+
+
 def trust_for(*, customer: Customer, now: datetime) -> Trust:
     """The customer's trust tier from their history (thresholds in settings.REFUND_TRUST)."""
     cfg = settings.REFUND_TRUST
-    orders = Order.objects.filter(customer=customer).count()
-    refund_counts = Refund.objects.filter(customer=customer).aggregate(
-        total=Count("id", filter=~Q(status__in=[Refund.Status.CANCELLED, Refund.Status.TECH_SUPPORT])),
-        declined=Count("id", filter=Q(status=Refund.Status.REJECTED, decision__outcome=MANUAL_REVIEW)),
-    )
-    refunds, declined = refund_counts["total"], refund_counts["declined"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _HISTORY_SQL,
+            {
+                "customer": customer.pk,
+                "cancelled": Refund.Status.CANCELLED,
+                "tech_support": Refund.Status.TECH_SUPPORT,
+                "rejected": Refund.Status.REJECTED,
+                "review": MANUAL_REVIEW,
+            },
+        )
+        orders, refunds, declined, is_frozen = cursor.fetchone()
     rate = refunds / orders if orders else 0.0
     age_days = max((now - customer.registered_at).days, 0)
     chargebacks = customer.chargeback_count
@@ -120,7 +145,7 @@ def trust_for(*, customer: Customer, now: datetime) -> Trust:
         tier = "new"
     else:
         tier = "standard"
-    return Trust(tier, age_days, orders, refunds, rate, chargebacks, declined)
+    return Trust(tier, age_days, orders, refunds, rate, chargebacks, declined, bool(is_frozen))
 
 
 # --- wording --------------------------------------------------------------------------------------
@@ -250,7 +275,7 @@ def decide_refund(
             "max_progress_pct": policy.max_progress_pct,
         },
     }
-    decision = Decision(outcome=APPROVED, evidence=evidence, trust_tier=trust.tier)
+    decision = Decision(outcome=APPROVED, evidence=evidence, trust_tier=trust.tier, customer_frozen=trust.is_frozen)
 
     def finish(outcome: str, clauses: list[dict], customer_text: str) -> Decision:
         decision.outcome = outcome

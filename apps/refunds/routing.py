@@ -19,9 +19,12 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from apps.common import localcache
 from apps.refunds.models import ReasonPhrase
 
 _VERSION_KEY = "refunds:reason-phrases:version"
+# A phrase edit reaches the process that made it at once and every other process within this.
+VERSION_CHECK_SECONDS = 1.0
 _CJK = re.compile(r"[\u3400-\u9fff]")
 # Phone keyboards type typographic apostrophes ("can’t play"); phrases are stored with ASCII ones.
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\uff07": "'"})
@@ -104,7 +107,8 @@ def route_reason_text(text: str) -> Route | None:
     """The route the text's phrases call for, or None. Ties go to the first phrase found."""
     if not text or not text.strip():
         return None
-    zh, en = _compiled(cache.get_or_set(_VERSION_KEY, _fresh_version, timeout=None))
+    version = localcache.get_or_set(_VERSION_KEY, _fresh_version, local_seconds=VERSION_CHECK_SECONDS, timeout=None)
+    zh, en = _compiled(version)
     lowered = _normalise(text)
     tokens = _tokens(text) if _CJK.search(text) else []
     hits = [p for run, p in zh if tokens and _contains_run(tokens, run)]
@@ -124,6 +128,7 @@ def _bump_version() -> None:
         cache.incr(_VERSION_KEY)
     except ValueError:
         cache.set(_VERSION_KEY, _fresh_version(), timeout=None)
+    localcache.forget(_VERSION_KEY)
 
 
 @receiver([post_save, post_delete], sender=ReasonPhrase)

@@ -20,7 +20,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import Merchant
-from apps.accounts.selectors import customer_is_frozen
 from apps.accounts.services import bank_account_get_or_create
 from apps.common.crypto import fingerprint
 from apps.common.errors import ServiceError, UnprocessableError
@@ -183,6 +182,19 @@ def refundable_remaining(*, order: Order) -> int:
     return order.amount - reserved
 
 
+def _lock_order(order: Order) -> int:
+    """Lock the order row (serialising every reservation against it) and return what is still
+    refundable. Call inside a transaction.
+
+    Two statements on purpose: a reservation sum inside the locking SELECT would be read with the
+    snapshot taken *before* waiting for the lock, so it would miss the refund the previous holder
+    just committed (READ COMMITTED re-checks only the locked row); a statement issued after the
+    lock is granted sees it.
+    """
+    Order.objects.select_for_update().filter(pk=order.pk).values_list("pk", flat=True).get()
+    return refundable_remaining(order=order)
+
+
 # --- request and decision -------------------------------------------------------------------------
 
 
@@ -227,17 +239,14 @@ def refund_request(
         reason_text=reason_text,
         context=_risk_context(order, device_id=device_id, ip=ip, destination_account=destination_account),
     )
-    if customer_is_frozen(customer=order.customer) and decision.outcome == "approved":
+    if decision.customer_frozen and decision.outcome == "approved":
         decision.outcome = "manual_review"
         decision.clauses = [*decision.clauses, {"clause": "customer_frozen"}]
         decision.explanation = FROZEN_TEXT.get(order.customer.locale, FROZEN_TEXT["en"])
         decision.staff_explanation = f"Customer account is frozen; {decision.staff_explanation}"
 
     with transaction.atomic():
-        order = (
-            Order.objects.select_for_update(of=("self",)).select_related("customer", "payer_account").get(pk=order.pk)
-        )
-        remaining = refundable_remaining(order=order)
+        remaining = _lock_order(order)
         if amount > remaining:
             raise UnprocessableError(
                 f"Amount exceeds what is refundable on this order ({remaining}).",
@@ -253,8 +262,9 @@ def refund_request(
                 "The order has no payer account to refund to; give a destination_account.",
                 fields={"destination_account": ["Required: the order has no payer account."]},
             )
+        now = timezone.now()
         eta = timedelta(hours=settings.REFUND_ETA_HOURS.get(order.payment_method, 72))
-        refund = Refund.objects.create(
+        refund = Refund(
             merchant=merchant,
             order=order,
             customer=order.customer,
@@ -266,10 +276,10 @@ def refund_request(
             device_id=device_id,
             ip=ip or None,
             requested_by=actor,
-            expected_arrival_at=timezone.now() + eta,
+            expected_arrival_at=now + eta,
             decision=decision.as_dict(),
         )
-        _record(refund, code="requested", party=Party.CUSTOMER, actor=actor, detail={"amount": amount})
+        _create_decided(refund, decision, actor=actor)
         if decision.risk is not None:
             risk_record(
                 scope="refund",
@@ -278,7 +288,7 @@ def refund_request(
                 context=decision.risk_context,
                 verdict=decision.risk,
             )
-        _act_on_decision(refund, decision)
+        _follow_up_decision(refund, decision)
     logger.info(
         "refund requested refund=%s order=%s amount=%s outcome=%s latency_ms=%s",
         refund.pk,
@@ -312,14 +322,74 @@ FROZEN_TEXT = {
 }
 
 
-def _act_on_decision(refund: Refund, decision: Decision) -> None:
-    clause = decision.clauses[0]["clause"] if decision.clauses else decision.outcome
+# The decision's outcome as (transition, event code, message key or None for the default).
+_DECIDED = {
+    "approved": ("approve_auto", "approved"),
+    "manual_review": ("send_to_review", "manual_review"),
+    "tech_support": ("route_to_tech_support", "tech_support"),
+    "rejected": ("reject", "rejected"),
+}
+
+
+def _create_decided(refund: Refund, decision: Decision, *, actor: str) -> None:
+    """Insert a new refund already moved from `requested` to its decided state, with both events.
+
+    The transition runs on the unsaved row (django-fsm checks it as for a saved one), so a request
+    costs one INSERT for the refund and one for its two timeline events instead of an INSERT, an
+    UPDATE and two INSERTs; an approved refund's poll time (the fallback if the submission task is
+    lost) is set before the INSERT for the same reason.
+    """
+    transition, code = _DECIDED[decision.outcome]
     detail = {"clauses": [c["clause"] for c in decision.clauses]}
+    message_key = None
+    if decision.outcome == "rejected":
+        clause = decision.clauses[0]["clause"] if decision.clauses else decision.outcome
+        message_key = f"refund.rejected.{clause}"
+        detail["appeal"] = True
+    getattr(refund, transition)()
     if decision.outcome == "approved":
-        _move(refund, "approve_auto", code="approved", party=Party.PLATFORM, actor="decision", detail=detail)
-        _schedule_submit(refund)
+        refund.next_poll_at = timezone.now() + settings.REFUND_SUBMIT_GRACE
+    refund.save(force_insert=True)
+    RefundEvent.objects.bulk_create(
+        [
+            RefundEvent(
+                refund=refund,
+                code="requested",
+                from_status="",
+                to_status=S.REQUESTED,
+                message_key="refund.requested",
+                responsible_party=Party.CUSTOMER,
+                actor=actor,
+                detail={"amount": refund.amount},
+            ),
+            RefundEvent(
+                refund=refund,
+                code=code,
+                from_status=S.REQUESTED,
+                to_status=refund.status,
+                message_key=message_key or f"refund.{code}",
+                responsible_party=Party.PLATFORM,
+                actor="decision",
+                detail=detail,
+            ),
+        ]
+    )
+    payload = {
+        "refund_id": refund.pk,
+        "merchant_id": refund.merchant_id,
+        "from_status": S.REQUESTED,
+        "to_status": refund.status,
+        "event_code": code,
+        "responsible_party": Party.PLATFORM,
+    }
+    transaction.on_commit(lambda: refund_state_changed.send(sender=Refund, **payload))
+
+
+def _follow_up_decision(refund: Refund, decision: Decision) -> None:
+    """What a decided refund needs next: its submission, a review case or a support ticket."""
+    if decision.outcome == "approved":
+        _submit_after_commit(refund)
     elif decision.outcome == "manual_review":
-        _move(refund, "send_to_review", code="manual_review", party=Party.PLATFORM, actor="decision", detail=detail)
         case_open(
             merchant=refund.merchant,
             subject_type="refund",
@@ -328,14 +398,6 @@ def _act_on_decision(refund: Refund, decision: Decision) -> None:
             detail={"clauses": decision.clauses, "amount": refund.amount, "currency": refund.currency},
         )
     elif decision.outcome == "tech_support":
-        _move(
-            refund,
-            "route_to_tech_support",
-            code="tech_support",
-            party=Party.PLATFORM,
-            actor="decision",
-            detail=detail,
-        )
         route = decision.route
         SupportTicket.objects.create(
             merchant=refund.merchant,
@@ -344,26 +406,20 @@ def _act_on_decision(refund: Refund, decision: Decision) -> None:
             matched_phrases=list(route.phrases) if route else [],
             guidance=guidance_for(route.category if route else "access", refund.customer.locale),
         )
-    else:
-        _move(
-            refund,
-            "reject",
-            code="rejected",
-            party=Party.PLATFORM,
-            actor="decision",
-            message_key=f"refund.rejected.{clause}",
-            detail={**detail, "appeal": True},
-        )
 
 
 def _schedule_submit(refund: Refund) -> None:
     """Queue the submission after commit; the poller picks the refund up if the task is lost."""
-    from apps.refunds.tasks import refund_submit_task  # tasks import this module
-
     # If the broker drops the task (or a worker dies before acking), the poller finds the refund
     # still `approved` once this grace has passed and submits it itself.
     refund.next_poll_at = timezone.now() + settings.REFUND_SUBMIT_GRACE
     refund.save(update_fields=["next_poll_at"])
+    _submit_after_commit(refund)
+
+
+def _submit_after_commit(refund: Refund) -> None:
+    from apps.refunds.tasks import refund_submit_task  # tasks import this module
+
     refund_id = refund.pk
     transaction.on_commit(lambda: refund_submit_task.delay(refund_id))
 

@@ -18,12 +18,12 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
-from django.core.cache import cache
 from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apps.accounts.models import Merchant
+from apps.common import localcache
 from apps.orders.models import Order
 from apps.risk.models import MerchantBaseline, Observation, Scope
 
@@ -118,6 +118,7 @@ def risk_baselines_refresh(*, merchant: Merchant | None = None, now: datetime | 
 # per CURRENT_RATE_TTL seconds (shared through the cache) keeps the per-decision cost flat however
 # busy the merchant is. Below MIN_ORDERS_FOR_RATE orders in 24 h the rate is noise: no signal.
 CURRENT_RATE_TTL = 60
+CURRENT_RATE_LOCAL_SECONDS = 10  # per process, in front of the shared cache
 MIN_ORDERS_FOR_RATE = 20
 
 
@@ -127,15 +128,14 @@ def current_refund_rate(*, merchant_id: int, now: datetime) -> float | None:
     Two index range counts (obs_merchant_time_idx, order_merchant_paid_idx), cached per merchant
     for CURRENT_RATE_TTL seconds.
     """
+
+    def rate() -> tuple[float | None]:
+        since = now - timedelta(days=1)
+        refunds = Observation.objects.filter(
+            merchant_id=merchant_id, scope=Scope.REFUND, created_at__gte=since, created_at__lte=now
+        ).count()
+        orders = Order.objects.filter(merchant_id=merchant_id, paid_at__gte=since, paid_at__lte=now).count()
+        return (refunds / orders if orders >= MIN_ORDERS_FOR_RATE else None,)
+
     key = f"risk:current_refund_rate:{merchant_id}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached[0]
-    since = now - timedelta(days=1)
-    refunds = Observation.objects.filter(
-        merchant_id=merchant_id, scope=Scope.REFUND, created_at__gte=since, created_at__lte=now
-    ).count()
-    orders = Order.objects.filter(merchant_id=merchant_id, paid_at__gte=since, paid_at__lte=now).count()
-    rate = refunds / orders if orders >= MIN_ORDERS_FOR_RATE else None
-    cache.set(key, (rate,), CURRENT_RATE_TTL)
-    return rate
+    return localcache.get_or_set(key, rate, local_seconds=CURRENT_RATE_LOCAL_SECONDS, timeout=CURRENT_RATE_TTL)[0]

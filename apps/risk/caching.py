@@ -8,7 +8,9 @@ the cache is Redis), like the reason phrases in apps/refunds/routing.py:
 
 - a save or delete of a Rule, ListEntry, RiskModel or MerchantBaseline bumps its generation after
   the transaction commits (bumped earlier, another process could reload the old rows under the new
-  generation and keep them), so every process reloads on its next decision;
+  generation and keep them); the writing process reloads on its next decision, every other process
+  within `GENERATION_CHECK_SECONDS` (each process reads the generations from the shared cache at
+  most that often: apps.common.localcache);
 - until then the writing thread itself bypasses the cache for that kind of data while it is still
   inside the transaction (it must see its own uncommitted change, and must not keep it in a
   process-wide cache if the transaction rolls back);
@@ -30,9 +32,14 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 
+from apps.common import localcache
+
 T = TypeVar("T")
 
 TTL = 30.0
+# How often a process asks the shared cache whether a kind of data changed: a rule edit reaches
+# every process within this, and a decision costs no cache round trip in between.
+GENERATION_CHECK_SECONDS = 1.0
 RULES, LISTS, MODEL, BASELINES = "rules", "lists", "model", "baselines"
 
 _entries: dict[tuple, tuple[float, object]] = {}
@@ -63,7 +70,9 @@ def cached(name: str, key: Hashable, load: Callable[[], T]) -> T:
         if connection.in_atomic_block:
             return load()
         pending.discard(name)  # that transaction is over (committed: generation bumped; or rolled back)
-    generation = cache.get_or_set(_generation_key(name), _fresh_generation, timeout=None)
+    generation = localcache.get_or_set(
+        _generation_key(name), _fresh_generation, local_seconds=GENERATION_CHECK_SECONDS, timeout=None
+    )
     entry_key = (name, generation, key)
     now = time.monotonic()
     entry = _entries.get(entry_key)
@@ -81,6 +90,7 @@ def _bump(name: str) -> None:
         cache.incr(_generation_key(name))
     except ValueError:
         cache.set(_generation_key(name), _fresh_generation(), timeout=None)
+    localcache.forget(_generation_key(name))
 
 
 def changed(name: str) -> None:
@@ -96,6 +106,7 @@ def clear() -> None:
     """Forget everything this process and thread cached (tests: between tests)."""
     _entries.clear()
     _pending_names().clear()
+    localcache.clear()
 
 
 def connect_signals() -> None:

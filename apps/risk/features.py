@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import Merchant
+from apps.common import localcache
 from apps.common.money import currency_exponent
 from apps.risk import caching
 from apps.risk.baselines import METRIC_AMOUNT, METRIC_DAILY_RATE, current_refund_rate, robust_z
@@ -236,18 +236,20 @@ def _baselines(merchant_id: int) -> dict[str, tuple[float, float]]:
 # aggregates that move slowly, so they are counted once per product per minute (shared cache) and
 # with COUNT(created_at), which the (merchant, scope, product_id, created_at) index answers alone.
 PRODUCT_COUNTS_TTL = 60
+# ...and kept in each process for this long, so most decisions ask no cache at all.
+LOCAL_SECONDS = 10
 
 
 def _product_counts(base, *, merchant_id: int, scope: str, product_id: int, now: datetime) -> dict:
     key = f"risk:product_counts:{merchant_id}:{scope}:{product_id}:{int(now.timestamp()) // PRODUCT_COUNTS_TTL}"
-    counts = cache.get(key)
-    if counts is None:
-        counts = base.filter(product_id=product_id, created_at__gte=now - 8 * DAY).aggregate(
+
+    def count() -> dict:
+        return base.filter(product_id=product_id, created_at__gte=now - 8 * DAY).aggregate(
             last_day=Count("created_at", filter=Q(created_at__gte=now - DAY)),
             week_before=Count("created_at", filter=Q(created_at__lt=now - DAY)),
         )
-        cache.set(key, counts, PRODUCT_COUNTS_TTL)
-    return counts
+
+    return localcache.get_or_set(key, count, local_seconds=LOCAL_SECONDS, timeout=PRODUCT_COUNTS_TTL)
 
 
 def _aware(value) -> datetime | None:

@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from apps.common import localcache
 from apps.risk.baselines import current_refund_rate, median_mad, risk_baselines_refresh, robust_z
 from apps.risk.features import FEATURE_TYPES, features_for
 from apps.risk.models import MerchantBaseline, Observation
@@ -21,11 +22,17 @@ NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 AMOUNTS = [100, 100, 200, 200, 300, 500, 1000]
 
 
+def _forget_cached() -> None:
+    """Empty the shared cache and this process's copies in front of it."""
+    cache.clear()
+    localcache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    cache.clear()
+    _forget_cached()
     yield
-    cache.clear()
+    _forget_cached()
 
 
 def _refund(merchant, amount: int, at: datetime) -> Observation:
@@ -109,7 +116,7 @@ def test_daily_refund_rate_baseline_and_todays_rate_outlier(merchant):
     _orders(merchant, 20, NOW - timedelta(hours=2))
     for _ in range(12):
         _refund(merchant, 100, NOW - timedelta(hours=1))
-    cache.clear()
+    _forget_cached()
     assert current_refund_rate(merchant_id=merchant.pk, now=NOW) == pytest.approx(0.6)
     z = features_for(scope="refund", merchant=merchant, context={}, now=NOW)["refund_rate_robust_z"]
     assert z == pytest.approx((0.6 - 0.10) / (1.4826 * 0.02))
@@ -123,7 +130,7 @@ def test_current_rate_needs_enough_orders_and_is_cached(merchant):
     assert current_refund_rate(merchant_id=merchant.pk, now=NOW) is None
     _orders(merchant, 30, NOW - timedelta(hours=1))
     assert current_refund_rate(merchant_id=merchant.pk, now=NOW) is None  # cached for a minute
-    cache.clear()
+    _forget_cached()
     assert current_refund_rate(merchant_id=merchant.pk, now=NOW) == pytest.approx(1 / 35)
 
 
