@@ -24,11 +24,11 @@ def usage_list_for_order(*, order: Order):
 
 def usage_summary(*, order: Order) -> dict:
     """What the order's usage evidence says, for decisions and the progress page."""
-    events = UsageEvent.objects.filter(order=order)
-    kinds = set(events.values_list("kind", flat=True).distinct())
-    progress = events.filter(kind=UsageEvent.Kind.PROGRESS).aggregate(m=Max("value"))["m"] or 0
+    # One statement: the kinds seen, each with its highest value (progress is the only valued kind).
+    highest = dict(UsageEvent.objects.filter(order=order).order_by().values_list("kind").annotate(m=Max("value")))
+    kinds = set(highest)
     return {
-        "max_progress_pct": progress,
+        "max_progress_pct": highest.get(UsageEvent.Kind.PROGRESS) or 0,
         "key_revealed": UsageEvent.Kind.KEY_REVEALED in kinds,
         "key_activated": UsageEvent.Kind.KEY_ACTIVATED in kinds,
         "downloaded": UsageEvent.Kind.DOWNLOAD in kinds,
