@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.gateways",
     "apps.risk",
     "apps.refunds",
+    "apps.payouts",
     "apps.console",
     "apps.track",
 ]
@@ -185,6 +186,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.refunds.tasks.refund_poll_due_task",
         "schedule": float(env.int("REFUND_POLL_TICK_SECONDS", default=3)),
     },
+    "payout-poll": {
+        "task": "apps.payouts.tasks.payout_poll_due_task",
+        "schedule": float(env.int("PAYOUT_POLL_TICK_SECONDS", default=3)),
+    },
     "idempotency-purge": {
         "task": "apps.common.tasks.idempotency_purge_task",
         "schedule": 3600.0,
@@ -193,6 +198,11 @@ CELERY_BEAT_SCHEDULE = {
     "sandbox-bank-webhooks": {
         "task": "apps.gateways.tasks.sandbox_bank_deliver_webhooks_task",
         "schedule": 2.0,
+    },
+    # Channel health from recent calls (and probes of idle or down channels): routing and alerts.
+    "channel-health-refresh": {
+        "task": "apps.gateways.tasks.channel_health_refresh_task",
+        "schedule": float(env.int("CHANNEL_HEALTH_REFRESH_SECONDS", default=60)),
     },
     # Nightly, quiet hours (UTC): baselines first, then the model trains on the day's outcomes.
     "risk-baselines-refresh": {
@@ -203,7 +213,23 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.risk.tasks.risk_model_train_task",
         "schedule": crontab(minute=30, hour=2),
     },
+    # Yesterday's channel statements against the ledger, once the banks' day is closed.
+    "reconciliation-daily": {
+        "task": "apps.ledger.tasks.reconciliation_daily_task",
+        "schedule": crontab(minute=15, hour=1),
+    },
 }
+
+# --- Reconciliation against channel statements (apps/ledger/reconciliation.py) ------------------
+# A statement amount this many minor units away from the ledger's still matches (the difference is
+# noted on the item). 0: exact.
+RECONCILIATION_AMOUNT_TOLERANCE = env.int("RECONCILIATION_AMOUNT_TOLERANCE_MINOR", default=0)
+# A statement line and a ledger record this many days apart still match (value date vs posting
+# date, both UTC): a transfer confirmed just before midnight may carry the next day's value date.
+RECONCILIATION_DATE_TOLERANCE_DAYS = env.int("RECONCILIATION_DATE_TOLERANCE_DAYS", default=1)
+# Largest CSV statement the API accepts as a multipart upload, bytes (JSON bodies stay under
+# DATA_UPLOAD_MAX_MEMORY_SIZE).
+RECONCILIATION_CSV_MAX_BYTES = env.int("RECONCILIATION_CSV_MAX_BYTES", default=10 * 1024 * 1024)
 
 # --- Bank channels and the sandbox bank ---------------------------------------------------------
 # Reuse HTTP connections to channels (a requests.Session per worker thread). Off only where every
@@ -211,6 +237,30 @@ CELERY_BEAT_SCHEDULE = {
 CHANNEL_HTTP_KEEPALIVE = env.bool("CHANNEL_HTTP_KEEPALIVE", default=True)
 # Signed webhooks older or newer than this are refused (replay window), seconds.
 CHANNEL_WEBHOOK_TOLERANCE_SECONDS = env.int("CHANNEL_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Channel health and failover (apps.gateways.services: channel_health_refresh, channel_for).
+# A channel is judged on its calls in the last window: at least CHANNEL_HEALTH_MIN_CALLS of them, or
+# it is not judged on its rate at all (too few to tell). Degraded from the threshold rate up, and
+# back to healthy only below the recovery rate (hysteresis, so a rate hovering at the threshold
+# does not flap); down from the down rate up while its latest call failed.
+CHANNEL_HEALTH_WINDOW = timedelta(minutes=env.int("CHANNEL_HEALTH_WINDOW_MINUTES", default=15))
+CHANNEL_HEALTH_MIN_CALLS = env.int("CHANNEL_HEALTH_MIN_CALLS", default=20)
+CHANNEL_FAILURE_RATE_THRESHOLD = env.float("CHANNEL_FAILURE_RATE_THRESHOLD", default=0.2)
+CHANNEL_FAILURE_RATE_RECOVERY = env.float("CHANNEL_FAILURE_RATE_RECOVERY", default=0.1)
+CHANNEL_DOWN_FAILURE_RATE = env.float("CHANNEL_DOWN_FAILURE_RATE", default=0.9)
+# An outage error marks a channel down at once; it stays down at least this long after the last
+# outage error, then recovers on the first call that succeeds (a probe, if nothing else calls it).
+CHANNEL_DOWN_COOLOFF = timedelta(seconds=env.int("CHANNEL_DOWN_COOLOFF_SECONDS", default=60))
+# The refresh probes (a status query for a request id that cannot exist) channels that are down
+# past their cool-off or have had no call for CHANNEL_HEALTH_PROBE_IDLE_SECONDS. Off: a down
+# channel is routed to again after its cool-off, and its next real call is the probe.
+CHANNEL_HEALTH_PROBE = env.bool("CHANNEL_HEALTH_PROBE", default=True)
+CHANNEL_HEALTH_PROBE_IDLE = timedelta(seconds=env.int("CHANNEL_HEALTH_PROBE_IDLE_SECONDS", default=120))
+# Health not worked out for this long (beat stopped) is ignored by routing: plain priority order.
+CHANNEL_HEALTH_STALE = timedelta(seconds=env.int("CHANNEL_HEALTH_STALE_SECONDS", default=600))
+# "Failure rate rising N days in a row" (P1, prefer the backup): N day-over-day rises across N + 1
+# complete UTC days, each with at least CHANNEL_RISING_MIN_CALLS calls.
+CHANNEL_RISING_DAYS = env.int("CHANNEL_RISING_DAYS", default=3)
+CHANNEL_RISING_MIN_CALLS = env.int("CHANNEL_RISING_MIN_CALLS", default=20)
 # The sandbox bank (DESIGN.md, "Sandbox bank") is mounted at /sandbox/bank/; on by default only in DEBUG.
 SANDBOX_BANK_ENABLED = env.bool("SANDBOX_BANK_ENABLED", default=DEBUG)
 # Where the sandbox adapter finds the bank when a channel has no base_url; empty means
@@ -303,6 +353,53 @@ REFUND_TRUST = {
 # Customer progress links stay valid this long.
 REFUND_LINK_MAX_AGE = timedelta(days=env.int("REFUND_LINK_MAX_AGE_DAYS", default=90))
 
+# --- Payouts and withdrawals (apps.payouts) -------------------------------------------------------
+# Amounts are minor units of the movement's source currency (what the ledger is debited).
+# At or above this a payout or withdrawal needs two different staff approvals (maker-checker).
+PAYOUT_LARGE_AMOUNT = env.int("PAYOUT_LARGE_AMOUNT", default=10_000_000)
+# Pre-check limits: one movement, and the rolling 24 h total per merchant (payouts) or customer (withdrawals).
+PAYOUT_MAX_PER_TRANSACTION = env.int("PAYOUT_MAX_PER_TRANSACTION", default=100_000_000)
+PAYOUT_DAILY_LIMIT = env.int("PAYOUT_DAILY_LIMIT", default=500_000_000)
+WITHDRAWAL_MAX_PER_TRANSACTION = env.int("WITHDRAWAL_MAX_PER_TRANSACTION", default=5_000_000)
+WITHDRAWAL_DAILY_LIMIT = env.int("WITHDRAWAL_DAILY_LIMIT", default=20_000_000)
+# At most this many movements to one destination account within the window (this one included).
+PAYOUT_FREQUENCY_MAX = env.int("PAYOUT_FREQUENCY_MAX", default=5)
+PAYOUT_FREQUENCY_WINDOW = timedelta(minutes=env.int("PAYOUT_FREQUENCY_WINDOW_MINUTES", default=60))
+# Same destination and same amount within this window → held as a suspected duplicate.
+PAYOUT_DUPLICATE_WINDOW = timedelta(minutes=env.int("PAYOUT_DUPLICATE_WINDOW_MINUTES", default=1440))
+# Destinations in another country than this (ISO 3166 alpha-2) are cross-border: reviewed by a person.
+PAYOUT_HOME_COUNTRY = env.str("PAYOUT_HOME_COUNTRY", default="CN")
+# The first movement to a destination never paid before goes to review instead of auto-approval.
+PAYOUT_REVIEW_NEW_DESTINATION = env.bool("PAYOUT_REVIEW_NEW_DESTINATION", default=True)
+# Merchant staff roles that may approve (platform operators with is_staff may too).
+PAYOUT_APPROVER_ROLES = env.list("PAYOUT_APPROVER_ROLES", default=["owner", "finance", "reviewer"])
+# FX simulation: a class (dotted path) answering rate(base=, quote=) → Decimal | None, and the
+# fixed-rate table the default source reads ("BASE:QUOTE": units of QUOTE per unit of BASE, as strings).
+PAYOUT_FX_RATE_SOURCE = env.str("PAYOUT_FX_RATE_SOURCE", default="apps.payouts.fx.FixedRateSource")
+PAYOUT_FX_FIXED_RATES = env.json(
+    "PAYOUT_FX_FIXED_RATES",
+    default={
+        "USD:CNY": "7.1000",
+        "EUR:CNY": "7.7000",
+        "GBP:CNY": "9.0000",
+        "HKD:CNY": "0.9100",
+        "JPY:CNY": "0.0480",
+        "SGD:CNY": "5.3000",
+    },
+)
+# Movement timing, as for refunds (see the REFUND_* settings above for what each means).
+PAYOUT_POLL_INTERVAL = timedelta(seconds=env.int("PAYOUT_POLL_INTERVAL_SECONDS", default=5))
+PAYOUT_UNKNOWN_QUERY_DELAY = timedelta(seconds=env.int("PAYOUT_UNKNOWN_QUERY_DELAY_SECONDS", default=3))
+PAYOUT_RETRY_BASE = timedelta(seconds=env.int("PAYOUT_RETRY_BASE_SECONDS", default=10))
+PAYOUT_RETRY_CAP = timedelta(seconds=env.int("PAYOUT_RETRY_CAP_SECONDS", default=3600))
+PAYOUT_MAX_RETRIES = env.int("PAYOUT_MAX_RETRIES", default=6)
+PAYOUT_VERIFY_WINDOW = timedelta(hours=env.int("PAYOUT_VERIFY_WINDOW_HOURS", default=72))
+PAYOUT_VERIFY_INTERVAL = timedelta(seconds=env.int("PAYOUT_VERIFY_INTERVAL_SECONDS", default=60))
+PAYOUT_SUBMIT_GRACE = timedelta(seconds=env.int("PAYOUT_SUBMIT_GRACE_SECONDS", default=30))
+PAYOUT_POLL_BATCH = env.int("PAYOUT_POLL_BATCH", default=500)
+PAYOUT_POLL_CHUNK = env.int("PAYOUT_POLL_CHUNK", default=50)
+PAYOUT_POLL_CONCURRENCY = env.int("PAYOUT_POLL_CONCURRENCY", default=8)
+
 # Requests larger than this are refused before parsing (bytes).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 
@@ -343,6 +440,10 @@ SPECTACULAR_SETTINGS = {
         "RefundStatusEnum": "apps.refunds.models.Refund.Status",
         "CaseStatusEnum": "apps.risk.models.Case.Status",
         "ListEntryKindEnum": "apps.risk.models.ListEntry.Kind",
+        "ReconciliationStatusEnum": "apps.ledger.models.Reconciliation.Status",
+        "ReconciliationItemKindEnum": "apps.ledger.models.ReconciliationItem.Kind",
+        "DisbursementStatusEnum": "apps.payouts.models.Disbursement.Status",
+        "IncidentStatusEnum": "apps.payouts.models.Incident.Status",
     },
 }
 

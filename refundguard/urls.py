@@ -10,7 +10,9 @@ api_v1 = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.orders.urls")),
     path("", include("apps.refunds.urls")),
+    path("", include("apps.payouts.urls")),
     path("", include("apps.risk.urls")),
+    path("", include("apps.ledger.urls")),
 ]
 
 urlpatterns = [

@@ -15,9 +15,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.accounts.models import Customer
+from apps.common.models import IdempotencyRecord
 from apps.ledger.models import LedgerEntry, LedgerTransaction
 from apps.orders.models import Order, Product, RefundPolicy, UsageEvent
 from apps.orders.services import order_create
+from apps.payouts.models import Approval, Disbursement, DisbursementEvent, PrecheckResult
 from tests.factories import CustomerFactory, ProductFactory
 from tests.support import FOUNDATION_TABLES, count_rows
 
@@ -941,3 +943,188 @@ def test_duplicate_order_keeps_the_first_capture_only(api, catalogue):
     assert order.amount == 19900
     assert list(LedgerTransaction.objects.values_list("reference", flat=True)) == [f"order:{order.pk}:capture"]
     assert sorted(LedgerEntry.objects.values_list("amount", flat=True)) == [-19900, 19900]
+
+
+# --- payouts and withdrawals (money out) -------------------------------------------------------
+
+PAYOUTS, WITHDRAWALS, INCIDENTS = "/api/v1/payouts", "/api/v1/withdrawals", "/api/v1/incidents"
+MONEY_OUT_COUNTED = (*FOUNDATION_TABLES, Disbursement, DisbursementEvent, PrecheckResult, Approval, IdempotencyRecord)
+
+
+def money_out_counts() -> dict[str, int]:
+    return count_rows(MONEY_OUT_COUNTED)
+
+
+def payout_request(**overrides) -> dict:
+    body = {
+        "reference": "settle-2026-11-27",
+        "amount": 500000,
+        "currency": "CNY",
+        "destination_account": {"holder_name": "王小明", "bank": "ICBC", "account_number": "6222020000001234"},
+    }
+    body.update(overrides)
+    return body
+
+
+def withdrawal_request(**overrides) -> dict:
+    body = {
+        "customer": "c-1",
+        "amount": 10000,
+        "currency": "CNY",
+        "destination_account": {"holder_name": "王小明", "bank": "ICBC", "account_number": "6222020000005678"},
+    }
+    body.update(overrides)
+    return body
+
+
+MONEY_OUT_BODIES = {PAYOUTS: payout_request, WITHDRAWALS: withdrawal_request}
+_money_out_keys = iter(range(10**9))
+
+
+def send_money_out(api, url: str, data, *, key: str | None = "auto", content_type="application/json"):
+    headers = {}
+    if key == "auto":
+        key = f"bad-input-{next(_money_out_keys)}"
+    if key is not None:
+        headers["HTTP_IDEMPOTENCY_KEY"] = key
+    if isinstance(data, dict):
+        data = json.dumps(data)
+    return api.generic("POST", url, data=data, content_type=content_type, **headers)
+
+
+def refused_money_out(api, url, data, *, status=400, code="validation_error", field=None, key="auto"):
+    before = money_out_counts()
+    response = send_money_out(api, url, data, key=key)
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "fields"}
+    assert error["code"] == code, error
+    if field is not None:
+        assert any(name == field or name.startswith(f"{field}.") for name in error["fields"]), error["fields"]
+    assert money_out_counts() == before
+    return error
+
+
+@pytest.mark.parametrize("url", [PAYOUTS, WITHDRAWALS])
+def test_money_out_valid_bodies_are_accepted(api, catalogue, url):
+    """Control: each refusal below differs from an accepted body in one place only. (Nothing funds
+    the balance and no channel verifies the account here, so the pre-checks stop it: but it exists.)"""
+    before = money_out_counts()
+
+    response = send_money_out(api, url, MONEY_OUT_BODIES[url]())
+
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] in {"failed", "held"}
+    assert money_out_counts()["Disbursement"] == before["Disbursement"] + 1
+
+
+@pytest.mark.parametrize("url", [PAYOUTS, WITHDRAWALS])
+@pytest.mark.parametrize("literal", AMOUNT_FIELD_ERRORS.values(), ids=AMOUNT_FIELD_ERRORS.keys())
+def test_money_out_bad_amount_is_a_field_error(api, catalogue, url, literal):
+    refused_money_out(api, url, with_literal(MONEY_OUT_BODIES[url](), "amount", literal), field="amount")
+
+
+@pytest.mark.parametrize("url", [PAYOUTS, WITHDRAWALS])
+@pytest.mark.parametrize("literal", AMOUNT_PARSE_ERRORS.values(), ids=AMOUNT_PARSE_ERRORS.keys())
+def test_money_out_non_json_number_is_a_parse_error(api, catalogue, url, literal):
+    refused_money_out(api, url, with_literal(MONEY_OUT_BODIES[url](), "amount", literal), code="parse_error")
+
+
+@pytest.mark.parametrize("url", [PAYOUTS, WITHDRAWALS])
+@pytest.mark.parametrize("field", ["currency", "source_currency", "destination_account.currency"])
+@pytest.mark.parametrize("literal", CURRENCIES.values(), ids=CURRENCIES.keys())
+def test_money_out_bad_currency_is_a_field_error(api, catalogue, url, field, literal):
+    refused_money_out(api, url, with_literal(MONEY_OUT_BODIES[url](), field, literal), field=field)
+
+
+MONEY_OUT_MASS = [
+    *MASS_ASSIGNED,
+    "source_amount",
+    "fx_rate",
+    "required_approvals",
+    "approvals",
+    "created_by",
+    "has_funds_in_flight",
+    "destination_account.last4",
+]
+
+
+@pytest.mark.parametrize("url", [PAYOUTS, WITHDRAWALS])
+@pytest.mark.parametrize("key", MONEY_OUT_MASS)
+def test_money_out_mass_assignment_is_refused(api, catalogue, url, key):
+    refused_money_out(api, url, with_literal(MONEY_OUT_BODIES[url](), key, "1"), field=key)
+
+
+@pytest.mark.parametrize("url", [PAYOUTS, WITHDRAWALS])
+@pytest.mark.parametrize(
+    "field", ["destination_account.holder_name", "destination_account.bank", "reference", "customer", "device_id"]
+)
+@pytest.mark.parametrize("value", ["line\r\nINFO forged", "nul\x00", "x" * 100_000], ids=["crlf", "nul", "100k"])
+def test_money_out_bad_text_is_refused(api, catalogue, url, field, value):
+    if (url, field) in ((PAYOUTS, "customer"), (WITHDRAWALS, "reference")):
+        field = "device_id"
+    refused_money_out(api, url, with_literal(MONEY_OUT_BODIES[url](), field, json.dumps(value)), field=field)
+
+
+@pytest.mark.parametrize("url", [PAYOUTS, WITHDRAWALS])
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [(None, "idempotency_key_missing"), ("", "idempotency_key_invalid"), ("k" * 256, "idempotency_key_invalid")],
+    ids=["missing", "empty", "256"],
+)
+def test_money_out_needs_a_good_idempotency_key(api, catalogue, url, key, code):
+    refused_money_out(api, url, MONEY_OUT_BODIES[url](), key=key, code=code, field="Idempotency-Key")
+
+
+def test_money_out_key_reused_on_another_endpoint_is_422(api, catalogue):
+    first = send_money_out(api, PAYOUTS, payout_request(), key="shared-key")
+    assert first.status_code == 201
+
+    refused_money_out(
+        api, WITHDRAWALS, withdrawal_request(), key="shared-key", status=422, code="idempotency_key_reused"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "raw"),
+    [
+        (PAYOUTS, json.dumps(payout_request())[:-1] + ', "amount": 1}'),
+        (WITHDRAWALS, json.dumps(withdrawal_request())[:-1] + ', "customer": "c-0900"}'),
+        (PAYOUTS, with_literal(payout_request(), "destination_account", '{"bank": "a", "bank": "b"}')),
+    ],
+    ids=["payout-amount", "withdrawal-customer", "payout-nested"],
+)
+def test_money_out_duplicate_json_keys_are_refused(api, catalogue, url, raw):
+    refused_money_out(api, url, raw, code="parse_error")
+
+
+def test_withdrawal_for_another_merchants_customer_is_refused(api, other_api, catalogue):
+    refused_money_out(other_api, WITHDRAWALS, withdrawal_request(), field="customer")
+
+
+@pytest.mark.parametrize("url", [PAYOUTS, WITHDRAWALS, INCIDENTS])
+@pytest.mark.parametrize(("param", "value"), BAD_PAGING, ids=[f"{p}={v[:10]}" for p, v in BAD_PAGING])
+def test_money_out_bad_paging_is_400(api, catalogue, url, param, value):
+    before = money_out_counts()
+
+    response = api.get(url, {param: value})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert param in response.json()["error"]["fields"]
+    assert money_out_counts() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"summary": "x"}, None),
+        ({"payout": 1, "withdrawal": 2, "summary": "x"}, None),
+        ({"payout": 10**9, "summary": "x"}, "payout"),
+        ({"payout": "1", "summary": "x\x00"}, "summary"),
+        ({"payout": 1, "summary": "x", "status": "resolved"}, "status"),
+    ],
+)
+def test_bad_incident_is_refused(api, catalogue, body, field):
+    error = refused_money_out(api, INCIDENTS, body, key=None, field=field)
+    assert error["message"]

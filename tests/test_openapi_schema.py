@@ -11,5 +11,14 @@ def test_schema_validates_without_warnings():
     out = StringIO()
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
     schema = out.getvalue()
-    for path in ("/api/v1/refunds", "/api/v1/orders", "/api/v1/rules", "/api/v1/cases"):
+    for path in (
+        "/api/v1/refunds",
+        "/api/v1/orders",
+        "/api/v1/rules",
+        "/api/v1/cases",
+        "/api/v1/reconciliations",
+        "/api/v1/payouts",
+        "/api/v1/withdrawals",
+        "/api/v1/incidents",
+    ):
         assert f"{path}:" in schema

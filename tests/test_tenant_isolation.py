@@ -16,8 +16,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import BankAccount, Customer
+from apps.common.models import IdempotencyRecord
 from apps.orders.models import Order, Product, UsageEvent
 from apps.orders.services import order_create, usage_record
+from apps.payouts.models import Approval, Disbursement, DisbursementEvent, Incident, IncidentStep, PrecheckResult
+from apps.payouts.services import incident_open, payout_create, withdrawal_create
 from tests.factories import CustomerFactory, ProductFactory, StaffFactory
 from tests.support import FOUNDATION_TABLES, count_rows
 
@@ -447,3 +450,129 @@ def test_huge_ids_leave_the_postgres_transaction_usable(api, a_world, pk):
         assert cursor.fetchone() == (1,)
     response = api.post(f"/api/v1/orders/{a_world['order'].pk}/usage", {"kind": "download"}, format="json")
     assert response.status_code == 201, response.content
+
+
+# --- payouts, withdrawals, incidents ---------------------------------------------------------
+
+MONEY_OUT_TABLES = (*COUNTED, Disbursement, DisbursementEvent, PrecheckResult, Approval, Incident, IncidentStep)
+
+
+def money_out_rows() -> dict[str, int]:
+    return count_rows(MONEY_OUT_TABLES)
+
+
+def _money_out_world(merchant, tag: str) -> dict:
+    customer = CustomerFactory(merchant=merchant, external_id=f"{tag}-wallet")
+    account = {"holder_name": "Holder", "bank": "ICBC", "account_number": "6222020000004321"}
+    payout = payout_create(
+        merchant=merchant,
+        reference=f"{tag}-settle",
+        amount=1000,
+        currency="CNY",
+        destination_account=account,
+        actor="maker",
+    )
+    withdrawal = withdrawal_create(
+        merchant=merchant,
+        customer_external_id=customer.external_id,
+        amount=500,
+        currency="CNY",
+        destination_account=account,
+        actor="maker",
+    )
+    incident = incident_open(disbursement_id=payout.pk, summary=f"{tag} incident", actor="ops")
+    StaffFactory(merchant=merchant, username=f"{tag}-checker", role="finance")
+    return {"payout": payout, "withdrawal": withdrawal, "incident": incident}
+
+
+@pytest.fixture
+def a_money(merchant) -> dict:
+    return _money_out_world(merchant, "a")
+
+
+@pytest.fixture
+def b_money(other_merchant) -> dict:
+    return _money_out_world(other_merchant, "b")
+
+
+MONEY_OUT_CALLS = [
+    ("GET", "/api/v1/payouts/{id}", None, "payout"),
+    ("POST", "/api/v1/payouts/{id}/approve", {"approver": "b-checker"}, "payout"),
+    ("POST", "/api/v1/payouts/{id}/cancel", {}, "payout"),
+    ("POST", "/api/v1/payouts/{id}/release", {}, "payout"),
+    ("GET", "/api/v1/withdrawals/{id}", None, "withdrawal"),
+    ("POST", "/api/v1/withdrawals/{id}/approve", {"approver": "b-checker"}, "withdrawal"),
+    ("POST", "/api/v1/withdrawals/{id}/cancel", {}, "withdrawal"),
+    ("POST", "/api/v1/withdrawals/{id}/release", {}, "withdrawal"),
+    ("GET", "/api/v1/incidents/{id}", None, "incident"),
+    ("POST", "/api/v1/incidents/{id}/freeze", {}, "incident"),
+    ("POST", "/api/v1/incidents/{id}/recall", {}, "incident"),
+    ("POST", "/api/v1/incidents/{id}/negotiation", {"notes": "x"}, "incident"),
+    ("POST", "/api/v1/incidents/{id}/escalate", {}, "incident"),
+    ("POST", "/api/v1/incidents/{id}/resolve", {"root_cause": "x", "category": "other"}, "incident"),
+]
+
+
+def _money_out_snapshot(world: dict) -> dict:
+    payout = Disbursement.objects.get(pk=world["payout"].pk)
+    withdrawal = Disbursement.objects.get(pk=world["withdrawal"].pk)
+    incident = Incident.objects.get(pk=world["incident"].pk)
+    return {
+        "payout": payout.status,
+        "withdrawal": withdrawal.status,
+        "incident": (incident.status, incident.steps.count()),
+    }
+
+
+def test_other_merchants_payouts_and_incidents_are_404_and_nothing_written(other_api, a_money, b_money):
+    """Every detail and action endpoint (one world for all: building it runs the pre-checks)."""
+    before_rows, before_a = money_out_rows(), _money_out_snapshot(a_money)
+    leaks = []
+
+    for method, url, body, kind in MONEY_OUT_CALLS:
+        foreign = call(other_api, method, url.format(id=a_money[kind].pk), body)
+        missing = call(other_api, method, url.format(id=MISSING_ID), body)
+        if foreign.status_code != 404 or foreign.json() != missing.json():
+            leaks.append((method, url, foreign.status_code))
+        assert_not_found(foreign)
+
+    assert leaks == []
+    assert money_out_rows() == before_rows
+    assert _money_out_snapshot(a_money) == before_a
+
+
+def test_other_merchants_return_is_404_before_the_idempotency_key_is_claimed(other_api, a_money, b_money):
+    before = money_out_rows()
+
+    response = other_api.post(
+        f"/api/v1/incidents/{a_money['incident'].pk}/returns",
+        {"amount": 1},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-1",
+    )
+
+    assert_not_found(response)
+    assert money_out_rows() == before
+    assert IdempotencyRecord.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [("/api/v1/payouts", "payout"), ("/api/v1/withdrawals", "withdrawal"), ("/api/v1/incidents", "incident")],
+)
+def test_money_out_lists_show_only_own_rows(api, other_api, a_money, b_money, url, kind):
+    assert [row["id"] for row in api.get(url).json()["results"]] == [a_money[kind].pk]
+    assert [row["id"] for row in other_api.get(url).json()["results"]] == [b_money[kind].pk]
+    if kind == "incident":
+        assert other_api.get(url, {"q": "a incident"}).json()["results"] == []
+
+
+@pytest.mark.parametrize("kind", ["payout", "withdrawal"])
+def test_incident_on_another_merchants_movement_is_refused(other_api, a_money, b_money, kind):
+    before = money_out_rows()
+
+    response = other_api.post("/api/v1/incidents", {kind: a_money[kind].pk, "summary": "x"}, format="json")
+
+    assert response.status_code == 400
+    assert kind in response.json()["error"]["fields"]
+    assert money_out_rows() == before

@@ -11,3 +11,20 @@ class IsMerchantMember(BasePermission):
     def has_permission(self, request, view):
         user = request.user
         return bool(user is not None and user.is_authenticated and request_merchant(request) is not None)
+
+
+class IsPlatformOperator(BasePermission):
+    """A signed-in platform operator: staff with no merchant. API keys always act for one merchant,
+    so platform-wide data (reconciliations) is never reachable with one."""
+
+    message = "Platform data: sign in as a platform operator."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(
+            user is not None
+            and user.is_authenticated
+            and getattr(user, "is_staff", False)
+            and getattr(user, "merchant_id", None) is None
+            and request_merchant(request) is None
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 
@@ -94,6 +94,35 @@ class InboundEvent:
     raw: dict = field(default_factory=dict)
 
 
+class StatementDirection(StrEnum):
+    OUT = "out"  # money left the platform's account at the channel (a transfer executed)
+    IN = "in"  # money came back to it (a transfer returned)
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One movement on a channel's statement of the platform's account, as the channel reports it."""
+
+    line_id: str  # the channel's id for this line, stable across pulls
+    value_date: date
+    request_id: str  # our request id as the channel echoes it, "refund:42:1"
+    reference: str  # owner, "refund:42"
+    amount: int  # positive, minor units
+    currency: str
+    direction: StatementDirection
+    channel_reference: str = ""  # the channel's own transfer id
+
+
+@dataclass(frozen=True)
+class RecallResult:
+    """The channel's answer to a recall of an executed transfer (getting paid money back)."""
+
+    ok: bool  # the funds are coming back
+    request_id: str
+    raw_code: str = ""  # why not, when refused ("NOT_RECALLABLE", "FUNDS_WITHDRAWN", ...)
+    http_status: int | None = None
+
+
 class ChannelError(Exception):
     """The channel could not be asked (refused connection, 5xx, outage).
 
@@ -149,3 +178,16 @@ class ChannelAdapter(abc.ABC):
     @abc.abstractmethod
     def reason_for(self, raw_code: str) -> Reason:
         """Map the channel's own status code to a normalised reason."""
+
+    def statement(self, value_date: date) -> list[StatementLine]:
+        """The channel's statement of the platform's account for one value date: every transfer
+        executed (OUT, once per execution) and every return (IN) booked that day. Optional:
+        channels that offer no statement API raise NotImplementedError; ChannelError when the
+        channel cannot be asked."""
+        raise NotImplementedError(f"{type(self).__name__} offers no statement")
+
+    def recall(self, request_id: str) -> RecallResult:
+        """Ask the channel to pull back the money of an executed transfer (paid to the wrong
+        account, paid twice). Optional: channels without a recall API raise NotImplementedError;
+        ChannelError when the channel cannot be asked."""
+        raise NotImplementedError(f"{type(self).__name__} offers no recall")

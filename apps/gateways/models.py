@@ -34,6 +34,7 @@ class ChannelCall(models.Model):
         VERIFY = "verify", "Verify account"
         SUBMIT = "submit", "Submit"
         QUERY = "query", "Query"
+        STATEMENT = "statement", "Statement"
 
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="calls")
     action = models.CharField(max_length=16, choices=Action.choices)
@@ -41,12 +42,70 @@ class ChannelCall(models.Model):
     request_id = models.CharField(max_length=128, db_index=True)
     outcome = models.CharField(max_length=32)
     raw_code = models.CharField(max_length=64, blank=True)
+    # The normalised reason (reasons.py) the adapter gave, if any: what channel health counts.
+    reason = models.CharField(max_length=32, blank=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self) -> str:
         return f"{self.action} {self.request_id} → {self.outcome}"
+
+
+class ChannelHealth(models.Model):
+    """How a channel is doing lately, which `channel_for` routes by. Written by services only:
+    `channel_health_refresh` (beat) recomputes it from the recent `ChannelCall`s, and an outage
+    error on any call marks the channel down at once (`channel_health_mark_down`).
+
+    No row means never measured: routed as healthy.
+    """
+
+    class State(models.TextChoices):
+        HEALTHY = "healthy", "Healthy"
+        DEGRADED = "degraded", "Degraded"  # failing too often: the backup is preferred (P1)
+        DOWN = "down", "Down"  # in outage or failing (nearly) every call: the backup is used (P0)
+
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, primary_key=True, related_name="health")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.HEALTHY)
+    reason = models.CharField(max_length=32, blank=True, help_text='Why: "outage", "failure_rate" or empty.')
+    score = models.PositiveSmallIntegerField(default=100, help_text="0 (down) to 100 (no failures in the window).")
+    failure_rate = models.FloatField(default=0.0, help_text="Failures ÷ calls in the window, 0 to 1.")
+    calls = models.PositiveIntegerField(default=0, help_text="Sample size: calls in the window.")
+    failures = models.PositiveIntegerField(default=0)
+    is_failure_rate_rising = models.BooleanField(
+        default=False, help_text="The daily failure rate rose CHANNEL_RISING_DAYS days in a row."
+    )
+    last_call_at = models.DateTimeField(null=True, blank=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    last_outage_at = models.DateTimeField(null=True, blank=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    computed_at = models.DateTimeField(null=True, blank=True, help_text="When the state was last worked out.")
+
+    class Meta:
+        verbose_name_plural = "channel health"
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}: {self.state} ({self.score})"
+
+
+class ChannelHealthDay(models.Model):
+    """One channel's calls and failures on one complete UTC day, for "failure rate rising N days in a
+    row". Written once by `channel_health_refresh`, after the day ended, so the totals are final.
+    """
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="health_days")
+    date = models.DateField()
+    calls = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    failure_rate = models.FloatField(default=0.0)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("channel", "-date")
+        constraints = [models.UniqueConstraint(fields=["channel", "date"], name="channel_health_day_once")]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id} {self.date}: {self.failures}/{self.calls}"
 
 
 class InboundWebhook(models.Model):
@@ -78,6 +137,8 @@ from apps.gateways.sandbox.models import (  # noqa: E402
 __all__ = [
     "Channel",
     "ChannelCall",
+    "ChannelHealth",
+    "ChannelHealthDay",
     "InboundWebhook",
     "SandboxEvent",
     "SandboxOutage",

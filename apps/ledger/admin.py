@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from apps.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from apps.ledger.models import (
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Reconciliation,
+    ReconciliationItem,
+    StatementLine,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -39,3 +46,63 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
     list_filter = ("kind",)
     search_fields = ("reference",)
     inlines = [LedgerEntryInline]
+
+
+class ReconciliationItemInline(admin.TabularInline):
+    model = ReconciliationItem
+    verbose_name_plural = "Mismatches"
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "kind",
+        "severity",
+        "reference",
+        "direction",
+        "currency",
+        "statement_amount",
+        "platform_amount",
+        "statement_date",
+        "platform_date",
+        "detail",
+    )
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        # The mismatches only: a day's matched items can run to thousands (the API lists them all).
+        return super().get_queryset(request).exclude(kind=ReconciliationItem.Kind.MATCHED)
+
+
+@admin.register(Reconciliation)
+class ReconciliationAdmin(ReadOnlyAdmin):
+    """Runs are written by `reconciliation_run` only (daily task, `manage.py reconcile`, the API)."""
+
+    list_display = (
+        "date",
+        "source",
+        "version",
+        "is_current",
+        "status",
+        "severity",
+        "matched_count",
+        "missing_on_platform_count",
+        "missing_on_channel_count",
+        "amount_mismatch_count",
+        "duplicate_count",
+        "finished_at",
+    )
+    list_filter = ("status", "severity", "source", "is_current")
+    date_hierarchy = "date"
+    inlines = [ReconciliationItemInline]
+
+
+@admin.register(StatementLine)
+class StatementLineAdmin(ReadOnlyAdmin):
+    list_display = ("source", "line_id", "value_date", "reference", "direction", "amount", "currency")
+    list_filter = ("source", "direction", "currency")
+    search_fields = ("reference", "line_id")
+    date_hierarchy = "value_date"

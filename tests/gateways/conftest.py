@@ -1,8 +1,10 @@
 """Gateway fixtures: the sandbox bank served for real by pytest-django's `live_server`, so the
 adapter talks HTTP to it and the bank POSTs its webhooks back to the receiver over HTTP.
 
-Timeouts are shrunk (adapter 0.5 s, the bank's deliberate slowness 1 s) and the bank's clock is
-moved with time-machine, which patches the whole process, server threads included.
+Timeouts are shrunk (adapter 1.5 s, the bank's deliberate slowness 2.5 s; a normal answer must fit
+in the adapter's timeout even on a busy 2-core machine, or a test meets a timeout nobody planted)
+and the bank's clock is moved with time-machine, which patches the whole process, server threads
+included.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from apps.gateways import registry
 from apps.gateways.base import Account, ChannelResult, TransferRequest
 from apps.gateways.models import Channel
 from apps.gateways.services import ensure_sandbox_channel
+from tests.gateways.health_support import announced, health_settings  # noqa: F401 (fixtures)
 
-ADAPTER_TIMEOUT = 0.5
-BANK_SLEEP = 1.0
+ADAPTER_TIMEOUT = 1.5
+BANK_SLEEP = 2.5
 SETTLE = 2.0
 HOLDER = "王小明"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +32,9 @@ from apps.gateways.base import (
     ChannelTimeout,
     InboundEvent,
     Reason,
+    RecallResult,
+    StatementDirection,
+    StatementLine,
     TransferRequest,
     TransferStatus,
     VerifyResult,
@@ -179,6 +183,33 @@ class SandboxAdapter(ChannelAdapter):
         except (ValueError, KeyError, TypeError) as exc:
             raise ChannelError("Unreadable answer to a query.", http_status=200) from exc
 
+    def statement(self, value_date: date) -> list[StatementLine]:
+        response = self._call("GET", f"statements?date={value_date.isoformat()}")
+        if response.status_code != 200:
+            raise self._error(response)
+        try:
+            body = self._body(response)
+            if body.get("date") != value_date.isoformat() or not isinstance(body.get("lines"), list):
+                raise _BadAnswer("statement shape")
+            return [self._statement_line(raw) for raw in body["lines"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ChannelError("Unreadable statement.", http_status=200) from exc
+
+    def recall(self, request_id: str) -> RecallResult:
+        response = self._call("POST", f"transfers/{quote(request_id, safe='')}/recall", {})
+        if response.status_code == 404:
+            return RecallResult(ok=False, request_id=request_id, raw_code="NOT_FOUND", http_status=404)
+        if response.status_code != 200:
+            raise self._error(response)
+        try:
+            body = self._body(response)
+            status, code = body["status"], body.get("code") or ""
+            if status not in ("recalled", "refused") or not isinstance(code, str):
+                raise _BadAnswer("recall status")
+        except (ValueError, KeyError) as exc:
+            raise ChannelError("Unreadable recall answer.", http_status=200) from exc
+        return RecallResult(ok=status == "recalled", request_id=request_id, raw_code=code, http_status=200)
+
     def parse_webhook(self, *, headers: dict[str, str], body: bytes) -> list[InboundEvent]:
         verify_signature(
             header=_header(headers, SIGNATURE_HEADER),
@@ -276,6 +307,28 @@ class SandboxAdapter(ChannelAdapter):
     @staticmethod
     def _account(account: Account) -> dict[str, str]:
         return {"holder_name": account.holder_name, "bank": account.bank, "number": account.number}
+
+    @staticmethod
+    def _statement_line(raw: dict) -> StatementLine:
+        if not isinstance(raw, dict):
+            raise _BadAnswer("line")
+        line_id, request_id, currency = raw["line_id"], raw["request_id"], raw["currency"]
+        amount, transfer_id = raw["amount"], raw.get("transfer_id") or ""
+        if not all(isinstance(value, str) for value in (line_id, request_id, currency, transfer_id)):
+            raise _BadAnswer("line text")
+        if type(amount) is not int or amount <= 0:
+            raise _BadAnswer("line amount")
+        parts = request_id.split(":")
+        return StatementLine(
+            line_id=line_id,
+            value_date=date.fromisoformat(raw["value_date"]),
+            request_id=request_id,
+            reference=":".join(parts[:2]) if len(parts) >= 2 else request_id,
+            amount=amount,
+            currency=currency,
+            direction=StatementDirection(raw["direction"]),
+            channel_reference=transfer_id,
+        )
 
     def _result(self, data: dict, *, request_id: str, http_status: int | None) -> ChannelResult:
         status = STATUSES.get(data["status"])

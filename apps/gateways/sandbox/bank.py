@@ -9,6 +9,7 @@ Behaviour by the last four digits of the destination account (DESIGN.md, "Sandbo
 not dedupe by request id; 0006 drops the first submit without executing, answering too late;
 0007 rejects the first submit (limit reached); 0008 sends each webhook twice, succeeded before
 processing; 0009 is held by the bank's risk control. Everything else dedupes by request id.
+The bank also prints a daily statement of what really moved (`statement`), for reconciliation.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.common.crypto import fingerprint
@@ -51,6 +52,7 @@ KINDS = ("refund", "payout", "withdrawal")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _ACCOUNT_NUMBER = re.compile(r"[0-9]{4,34}")
 _CHANNEL = re.compile(r"[-a-zA-Z0-9_]{1,32}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A delivery claimed by one worker is not picked up by another for this long.
 DELIVERY_LEASE = timedelta(seconds=30)
 MAX_BACKOFF_SECONDS = 600
@@ -302,6 +304,83 @@ def transfer_query(*, request_id: str) -> BankAnswer:
     if transfer is None:
         return BankAnswer(404, error_body(NOT_FOUND, "No transfer with this request id."))
     return BankAnswer(200, transfer_body(transfer))
+
+
+# A recall is honoured while the money is likely still at the receiving bank.
+RECALL_WINDOW = timedelta(hours=24)
+
+
+def transfer_recall(*, request_id: str) -> BankAnswer:
+    """Pull back a settled transfer's money: "recalled" when it has succeeded and settled less than
+    RECALL_WINDOW ago, "refused" otherwise (not settled, failed, held, already returned: NOT_RECALLABLE;
+    too late: FUNDS_WITHDRAWN). Stateless — the bank's books keep the transfer as it was — so
+    asking twice gives the same answer."""
+    transfer = SandboxTransfer.objects.filter(request_id=request_id).first()
+    if transfer is None:
+        return BankAnswer(404, error_body(NOT_FOUND, "No transfer with this request id."))
+    status, _, _ = transfer.state_at()
+    if status != SandboxTransfer.Status.SUCCEEDED or not transfer.executions:
+        answer = {"request_id": request_id, "status": "refused", "code": "NOT_RECALLABLE"}
+    elif timezone.now() - transfer.settles_at > RECALL_WINDOW:
+        answer = {"request_id": request_id, "status": "refused", "code": "FUNDS_WITHDRAWN"}
+    else:
+        answer = {"request_id": request_id, "status": "recalled", "code": ""}
+    return BankAnswer(200, answer)
+
+
+def parse_statement_date(raw: str | None) -> date:
+    if not raw or not _DATE.fullmatch(raw):
+        raise InvalidRequest("date must be YYYY-MM-DD.", {"date": "required, YYYY-MM-DD"})
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidRequest("date must be a real date.", {"date": "invalid"}) from None
+
+
+def statement(*, channel: str, value_date: date) -> BankAnswer:
+    """The statement of the platform's account at this bank for `channel` and one value date (UTC):
+    a line "out" per execution of every transfer that settled that day (the 0005 account's blind
+    re-submit shows as a second line: money really moved twice) and a line "in" for every return
+    booked that day. Transfers that failed or are held moved nothing and are absent, and so is
+    anything not yet settled by the bank's clock."""
+    now = timezone.now()
+    start = datetime.combine(value_date, time.min, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    lines = []
+    transfers = SandboxTransfer.objects.filter(channel=channel).filter(
+        Q(settles_at__gte=start, settles_at__lt=end) | Q(returns_at__gte=start, returns_at__lt=end)
+    )
+    for transfer in transfers.order_by("settles_at", "id"):
+        common = {
+            "request_id": transfer.request_id,
+            "transfer_id": transfer.transfer_id,
+            "amount": transfer.amount,
+            "currency": transfer.currency,
+            "kind": transfer.kind,
+        }
+        if start <= transfer.settles_at < end and transfer.settles_at <= now:
+            for execution in range(1, transfer.executions + 1):
+                lines.append(
+                    {
+                        "line_id": f"{transfer.transfer_id}:out:{execution}",
+                        "value_date": value_date.isoformat(),
+                        "direction": "out",
+                        "booked_at": transfer.settles_at.isoformat(),
+                        **common,
+                    }
+                )
+        returns_at = transfer.returns_at
+        if returns_at is not None and start <= returns_at < end and returns_at <= now and transfer.executions:
+            lines.append(
+                {
+                    "line_id": f"{transfer.transfer_id}:in",
+                    "value_date": value_date.isoformat(),
+                    "direction": "in",
+                    "booked_at": returns_at.isoformat(),
+                    **common,
+                }
+            )
+    return BankAnswer(200, {"channel": channel, "date": value_date.isoformat(), "lines": lines})
 
 
 def account_verify(*, account: dict[str, str]) -> BankAnswer:

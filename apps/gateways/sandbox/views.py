@@ -5,6 +5,10 @@
     GET  transfers/<request_id>    200 transfer / 404 {"error": {"code": "NOT_FOUND"}}
     POST accounts/verify           {"account": {...}} → 200 {"ok": bool, "code"}
     POST outage                    {"channel": code, "enabled": bool} → 200 {"channel", "enabled"}
+    POST transfers/<request_id>/recall  200 {"request_id", "status": "recalled"|"refused", "code"} / 404
+    GET  statements?date=YYYY-MM-DD  200 {"channel", "date", "lines": [{"line_id", "value_date",
+                                   "direction": "out"|"in", "request_id", "transfer_id", "amount",
+                                   "currency", "kind", "booked_at"}]} / 400 bad date
 
 The caller names its channel in the `X-Sandbox-Channel` header (default "sandbox"); while that
 channel is in outage every call answers 503. The POST views are async so that the bank's deliberate
@@ -66,6 +70,17 @@ def _query(request, request_id: str) -> bank.BankAnswer:
     return bank.transfer_query(request_id=request_id)
 
 
+def _statement(request) -> bank.BankAnswer:
+    try:
+        channel = bank.channel_from(request.headers.get(CHANNEL_HEADER))
+        if bank.in_outage(channel):
+            return bank.outage_answer()
+        value_date = bank.parse_statement_date(request.GET.get("date"))
+    except bank.InvalidRequest as exc:
+        return bank.invalid_answer(exc)
+    return bank.statement(channel=channel, value_date=value_date)
+
+
 def _verify(request) -> bank.BankAnswer:
     try:
         channel = bank.channel_from(request.headers.get(CHANNEL_HEADER))
@@ -120,3 +135,28 @@ async def accounts_verify(request):
 async def outage(request):
     _enabled()
     return _respond(await sync_to_async(_outage)(request))
+
+
+@require_GET
+def statements(request):
+    # Sync like the query: it never sleeps.
+    _enabled()
+    return _respond(_statement(request))
+
+
+def _recall(request, request_id: str) -> bank.BankAnswer:
+    try:
+        channel = bank.channel_from(request.headers.get(CHANNEL_HEADER))
+    except bank.InvalidRequest as exc:
+        return bank.invalid_answer(exc)
+    if bank.in_outage(channel):
+        return bank.outage_answer()
+    return bank.transfer_recall(request_id=request_id)
+
+
+@csrf_exempt
+@require_POST
+def transfer_recall(request, request_id: str):
+    # Sync: it never sleeps.
+    _enabled()
+    return _respond(_recall(request, request_id))

@@ -1,0 +1,189 @@
+"""Admin: everything read-only; actions call the services (so the state machine, maker-checker,
+ledger and timeline rules hold for operators too)."""
+
+from django.contrib import admin, messages
+
+from apps.common.errors import ServiceError
+from apps.payouts.models import Approval, DisbursementEvent, Incident, IncidentStep, Payout, PrecheckResult, Withdrawal
+from apps.payouts.services import (
+    incident_escalate,
+    incident_open,
+    payout_approve,
+    payout_cancel,
+    payout_recall_request,
+    payout_release,
+)
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class EventInline(_ReadOnlyInline):
+    model = DisbursementEvent
+    fields = ("created_at", "code", "from_status", "to_status", "responsible_party", "actor", "detail")
+    readonly_fields = fields
+
+
+class PrecheckInline(_ReadOnlyInline):
+    model = PrecheckResult
+    fields = ("name", "result", "responsible_party", "detail")
+    readonly_fields = fields
+
+
+class ApprovalInline(_ReadOnlyInline):
+    model = Approval
+    fields = ("approver", "note", "created_at")
+    readonly_fields = fields
+
+
+def _each(modeladmin, request, queryset, action, done: str) -> None:
+    ok = 0
+    for row in queryset:
+        try:
+            action(row)
+            ok += 1
+        except ServiceError as exc:
+            modeladmin.message_user(request, f"{row}: {exc.message}", level=messages.ERROR)
+    if ok:
+        modeladmin.message_user(request, f"{ok} {done}.", level=messages.SUCCESS)
+
+
+class _DisbursementAdmin(admin.ModelAdmin):
+    """Read-only: payouts and withdrawals move only through services (API, actions, workers)."""
+
+    list_display = ("id", "merchant", "amount", "currency", "status", "channel", "failure_code", "created_at")
+    list_filter = ("status", "merchant", "channel", "currency")
+    search_fields = ("=id", "reference", "customer__external_id", "channel_reference", "destination_account__last4")
+    inlines = [PrecheckInline, ApprovalInline, EventInline]
+    actions = ["approve", "cancel", "release", "recall", "open_incident"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Approve (as me; maker-checker applies)")
+    def approve(self, request, queryset):
+        _each(
+            self, request, queryset, lambda d: payout_approve(disbursement_id=d.pk, approver=request.user), "approved"
+        )
+
+    @admin.action(description="Cancel")
+    def cancel(self, request, queryset):
+        actor = request.user.get_username()
+        _each(
+            self,
+            request,
+            queryset,
+            lambda d: payout_cancel(disbursement_id=d.pk, actor=actor, party="platform"),
+            "cancelled",
+        )
+
+    @admin.action(description="Release from hold (to approval)")
+    def release(self, request, queryset):
+        actor = request.user.get_username()
+        _each(self, request, queryset, lambda d: payout_release(disbursement_id=d.pk, actor=actor), "released")
+
+    @admin.action(description="Request a recall from the channel")
+    def recall(self, request, queryset):
+        actor = request.user.get_username()
+        _each(
+            self,
+            request,
+            queryset,
+            lambda d: payout_recall_request(disbursement_id=d.pk, actor=actor),
+            "recalls requested",
+        )
+
+    @admin.action(description="Open an incident")
+    def open_incident(self, request, queryset):
+        actor = request.user.get_username()
+        _each(
+            self,
+            request,
+            queryset,
+            lambda d: incident_open(disbursement_id=d.pk, summary=f"opened from the admin by {actor}", actor=actor),
+            "incidents opened",
+        )
+
+
+@admin.register(Payout)
+class PayoutAdmin(_DisbursementAdmin):
+    list_display = (
+        "id",
+        "merchant",
+        "reference",
+        "amount",
+        "currency",
+        "status",
+        "channel",
+        "failure_code",
+        "created_at",
+    )
+
+
+@admin.register(Withdrawal)
+class WithdrawalAdmin(_DisbursementAdmin):
+    list_display = (
+        "id",
+        "merchant",
+        "customer",
+        "amount",
+        "currency",
+        "status",
+        "channel",
+        "failure_code",
+        "created_at",
+    )
+
+
+class IncidentStepInline(_ReadOnlyInline):
+    model = IncidentStep
+    fields = ("created_at", "action", "actor", "amount", "notes", "detail")
+    readonly_fields = fields
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """The case library: search resolved incidents by what happened and why."""
+
+    list_display = (
+        "id",
+        "merchant",
+        "disbursement",
+        "status",
+        "category",
+        "amount_at_risk",
+        "amount_recovered",
+        "created_at",
+    )
+    list_filter = ("status", "category", "merchant")
+    search_fields = ("summary", "root_cause", "category", "steps__notes", "=disbursement__id")
+    inlines = [IncidentStepInline]
+    actions = ["escalate"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Incident._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Escalate to legal")
+    def escalate(self, request, queryset):
+        actor = request.user.get_username()
+        _each(self, request, queryset, lambda i: incident_escalate(incident_id=i.pk, actor=actor), "escalated")

@@ -1,0 +1,658 @@
+"""REST API for payouts, withdrawals and their incidents: parse, call one service, serialize.
+
+Approvals are a person's act: with a staff session the signed-in user approves; with an API key
+(which identifies the merchant, not a person) the body names the approving staff member
+(`approver`), who must be one of the merchant's active staff.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from apps.accounts.models import User
+from apps.common.api import MerchantAPIView
+from apps.common.errors import ServiceError
+from apps.common.fields import (
+    CurrencyField,
+    MinorUnitsField,
+    MultiLineCharField,
+    SingleLineCharField,
+    StrictSerializerMixin,
+)
+from apps.common.idempotency import idempotent
+from apps.orders.api import AccountInSerializer, masked_account
+from apps.payouts.models import Approval, Disbursement, DisbursementEvent, Incident, IncidentStep, Kind, PrecheckResult
+from apps.payouts.selectors import (
+    disbursement_get_for_merchant,
+    disbursement_list_for_merchant,
+    incident_list_for_merchant,
+)
+from apps.payouts.services import (
+    incident_escalate,
+    incident_freeze,
+    incident_note,
+    incident_open,
+    incident_recall,
+    incident_record_return,
+    incident_resolve,
+    payout_approve,
+    payout_cancel,
+    payout_create,
+    payout_release,
+    withdrawal_create,
+)
+
+
+def _actor(request) -> str:
+    return request.user.get_username()
+
+
+def _idempotency_header(what: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "Idempotency-Key",
+        str,
+        OpenApiParameter.HEADER,
+        required=True,
+        description=f"Unique per {what} you mean to create; repeating it replays the first response.",
+    )
+
+
+# --- input ----------------------------------------------------------------------------------------
+
+
+class DestinationInSerializer(AccountInSerializer):
+    country = SingleLineCharField(
+        max_length=2,
+        required=False,
+        validators=[RegexValidator(r"^[A-Z]{2}$", "ISO 3166 alpha-2 code, upper case.")],
+        help_text="Where the account is held (default: the platform's home country).",
+    )
+    currency = CurrencyField(required=False, help_text="The currency the account holds (default: the payout's).")
+
+
+class SettlementLineSerializer(StrictSerializerMixin, serializers.Serializer):
+    reference = SingleLineCharField(max_length=100)
+    amount = MinorUnitsField()
+
+
+class _MovementInSerializer(StrictSerializerMixin, serializers.Serializer):
+    amount = MinorUnitsField()
+    currency = CurrencyField()
+    destination_account = DestinationInSerializer()
+    source_currency = CurrencyField(
+        required=False, help_text="Currency of the balance paid from (default: `currency`); differing means FX."
+    )
+    device_id = SingleLineCharField(max_length=100, required=False, allow_blank=True)
+    ip = serializers.IPAddressField(required=False, allow_null=True)
+
+
+class PayoutInSerializer(_MovementInSerializer):
+    reference = SingleLineCharField(max_length=100)
+    settlement_lines = serializers.ListField(
+        child=SettlementLineSerializer(),
+        required=False,
+        max_length=500,
+        help_text="The settlement lines this payout settles; the amount must equal their sum (converted).",
+    )
+
+
+class WithdrawalInSerializer(_MovementInSerializer):
+    customer = SingleLineCharField(max_length=100, help_text="The customer's external_id.")
+
+
+class ApproveSerializer(StrictSerializerMixin, serializers.Serializer):
+    approver = SingleLineCharField(
+        max_length=150, required=False, help_text="Approving staff username (required with an API key)."
+    )
+    note = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
+
+
+class NoteSerializer(StrictSerializerMixin, serializers.Serializer):
+    note = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+class DisbursementEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DisbursementEvent
+        fields = (
+            "id",
+            "code",
+            "from_status",
+            "to_status",
+            "message_key",
+            "responsible_party",
+            "actor",
+            "detail",
+            "created_at",
+        )
+        read_only_fields = fields
+
+
+class PrecheckSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PrecheckResult
+        fields = ("name", "result", "detail", "responsible_party", "created_at")
+        read_only_fields = fields
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    approver = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = ("approver", "note", "created_at")
+        read_only_fields = fields
+
+
+class FxSerializer(serializers.Serializer):
+    pair = serializers.CharField(help_text='"BASE:QUOTE", the direction converted.')
+    rate = serializers.CharField(help_text="Units of QUOTE per unit of BASE.")
+    rate_source = serializers.CharField()
+    rounding = serializers.CharField()
+
+
+class DestinationOutSerializer(serializers.Serializer):
+    holder_name = serializers.CharField()
+    bank = serializers.CharField()
+    account_number = serializers.CharField(help_text="Masked: **** and the last four digits.")
+    country = serializers.CharField()
+    currency = serializers.CharField()
+
+
+class _DisbursementOutSerializer(serializers.ModelSerializer):
+    destination_account = serializers.SerializerMethodField()
+    fx = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Disbursement
+        fields = (
+            "id",
+            "amount",
+            "currency",
+            "source_amount",
+            "source_currency",
+            "fx",
+            "status",
+            "destination_account",
+            "review_reasons",
+            "required_approvals",
+            "hold_reason",
+            "failure_code",
+            "responsible_party",
+            "retry_count",
+            "created_by",
+            "submitted_at",
+            "paid_at",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(DestinationOutSerializer)
+    def get_destination_account(self, d: Disbursement) -> dict:
+        account = masked_account(d.destination_account) or {}
+        return {**account, "country": d.destination_country, "currency": d.destination_currency}
+
+    @extend_schema_field(FxSerializer(allow_null=True))
+    def get_fx(self, d: Disbursement) -> dict | None:
+        if d.fx_rate is None:
+            return None
+        return {
+            "pair": d.fx_pair,
+            "rate": str(d.fx_rate.normalize()),
+            "rate_source": d.fx_rate_source,
+            "rounding": d.fx_rounding,
+        }
+
+
+class PayoutOutSerializer(_DisbursementOutSerializer):
+    class Meta(_DisbursementOutSerializer.Meta):
+        fields = ("reference", *_DisbursementOutSerializer.Meta.fields)
+        read_only_fields = fields
+
+
+class WithdrawalOutSerializer(_DisbursementOutSerializer):
+    customer = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+
+    class Meta(_DisbursementOutSerializer.Meta):
+        fields = ("customer", *_DisbursementOutSerializer.Meta.fields)
+        read_only_fields = fields
+
+
+# What a detail response adds to a list item: the timeline, the pre-check results, the approvals.
+DETAIL_FIELDS = ("events", "prechecks", "approvals")
+
+
+class PayoutDetailSerializer(PayoutOutSerializer):
+    events = DisbursementEventSerializer(many=True, read_only=True)
+    prechecks = PrecheckSerializer(many=True, read_only=True)
+    approvals = ApprovalSerializer(many=True, read_only=True)
+
+    class Meta(PayoutOutSerializer.Meta):
+        fields = (*PayoutOutSerializer.Meta.fields, *DETAIL_FIELDS)
+        read_only_fields = fields
+
+
+class WithdrawalDetailSerializer(WithdrawalOutSerializer):
+    events = DisbursementEventSerializer(many=True, read_only=True)
+    prechecks = PrecheckSerializer(many=True, read_only=True)
+    approvals = ApprovalSerializer(many=True, read_only=True)
+
+    class Meta(WithdrawalOutSerializer.Meta):
+        fields = (*WithdrawalOutSerializer.Meta.fields, *DETAIL_FIELDS)
+        read_only_fields = fields
+
+
+# --- views: payouts and withdrawals ---------------------------------------------------------------
+
+
+class _KindMixin:
+    kind = Kind.PAYOUT
+    out_serializer: type[serializers.Serializer] = PayoutOutSerializer
+    detail_serializer: type[serializers.Serializer] = PayoutDetailSerializer
+
+    def get_object(self, pk: int) -> Disbursement:
+        d = disbursement_get_for_merchant(merchant=self.merchant, kind=self.kind, pk=pk)
+        if d is None:
+            raise Http404
+        return d
+
+    def respond(self, pk: int, *, status_code: int = status.HTTP_200_OK) -> Response:
+        return Response(self.detail_serializer(self.get_object(pk)).data, status=status_code)
+
+
+class PayoutListCreateView(_KindMixin, MerchantAPIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(responses=PayoutOutSerializer(many=True), parameters=[OpenApiParameter("status", str)])
+    def get(self, request):
+        rows = disbursement_list_for_merchant(merchant=self.merchant, kind=self.kind)
+        if wanted := self.query_text("status"):
+            rows = rows.filter(status=wanted)
+        return self.paginated(rows, self.out_serializer)
+
+    @extend_schema(
+        request=PayoutInSerializer, responses={201: PayoutDetailSerializer}, parameters=[_idempotency_header("payout")]
+    )
+    def post(self, request):
+        def create() -> Response:
+            data = PayoutInSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            d = payout_create(merchant=self.merchant, actor=_actor(request), **data.validated_data)
+            return self.respond(d.pk, status_code=status.HTTP_201_CREATED)
+
+        return idempotent(
+            request=request, scope=f"merchant:{self.merchant.pk}", endpoint="payouts.create", handler=create
+        )
+
+
+class WithdrawalListCreateView(PayoutListCreateView):
+    kind = Kind.WITHDRAWAL
+    out_serializer = WithdrawalOutSerializer
+    detail_serializer = WithdrawalDetailSerializer
+
+    @extend_schema(responses=WithdrawalOutSerializer(many=True), parameters=[OpenApiParameter("status", str)])
+    def get(self, request):
+        return super().get(request)
+
+    @extend_schema(
+        request=WithdrawalInSerializer,
+        responses={201: WithdrawalDetailSerializer},
+        parameters=[_idempotency_header("withdrawal")],
+    )
+    def post(self, request):
+        def create() -> Response:
+            data = WithdrawalInSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            fields = dict(data.validated_data)
+            d = withdrawal_create(
+                merchant=self.merchant,
+                customer_external_id=fields.pop("customer"),
+                actor=_actor(request),
+                **fields,
+            )
+            return self.respond(d.pk, status_code=status.HTTP_201_CREATED)
+
+        return idempotent(
+            request=request, scope=f"merchant:{self.merchant.pk}", endpoint="withdrawals.create", handler=create
+        )
+
+
+class PayoutDetailView(_KindMixin, MerchantAPIView):
+    @extend_schema(responses=PayoutDetailSerializer)
+    def get(self, request, pk: int):
+        return self.respond(pk)
+
+
+class WithdrawalDetailView(PayoutDetailView):
+    kind = Kind.WITHDRAWAL
+    out_serializer = WithdrawalOutSerializer
+    detail_serializer = WithdrawalDetailSerializer
+
+    @extend_schema(responses=WithdrawalDetailSerializer)
+    def get(self, request, pk: int):
+        return super().get(request, pk)
+
+
+def _approver(request, merchant, username: str | None) -> User:
+    user = request.user
+    if isinstance(user, User):
+        if username and username != user.get_username():
+            raise ServiceError(
+                "Signed in as another staff member.", fields={"approver": ["Must be you when signed in."]}
+            )
+        return user
+    if not username:
+        raise ServiceError(
+            "Name the approving staff member.", fields={"approver": ["Required with API key authentication."]}
+        )
+    approver = User.objects.filter(username=username, merchant=merchant, is_active=True).first()
+    if approver is None:
+        raise ServiceError(
+            "No such staff member.", fields={"approver": ["No staff member of yours has this username."]}
+        )
+    return approver
+
+
+class PayoutApproveView(_KindMixin, MerchantAPIView):
+    @extend_schema(request=ApproveSerializer, responses=PayoutDetailSerializer)
+    def post(self, request, pk: int):
+        d = self.get_object(pk)
+        data = ApproveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        approver = _approver(request, self.merchant, data.validated_data.get("approver"))
+        payout_approve(disbursement_id=d.pk, approver=approver, note=data.validated_data.get("note", ""))
+        return self.respond(d.pk)
+
+
+class PayoutCancelView(_KindMixin, MerchantAPIView):
+    @extend_schema(request=NoteSerializer, responses=PayoutDetailSerializer)
+    def post(self, request, pk: int):
+        d = self.get_object(pk)
+        data = NoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payout_cancel(disbursement_id=d.pk, actor=_actor(request), note=data.validated_data.get("note", ""))
+        return self.respond(d.pk)
+
+
+class PayoutReleaseView(_KindMixin, MerchantAPIView):
+    @extend_schema(request=NoteSerializer, responses=PayoutDetailSerializer)
+    def post(self, request, pk: int):
+        d = self.get_object(pk)
+        data = NoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payout_release(disbursement_id=d.pk, actor=_actor(request), note=data.validated_data.get("note", ""))
+        return self.respond(d.pk)
+
+
+def _withdrawal_view(view: type, response) -> type:
+    """The same action on /withdrawals/{id}/…, documented with the withdrawal's shape."""
+
+    class View(view):
+        kind = Kind.WITHDRAWAL
+        out_serializer = WithdrawalOutSerializer
+        detail_serializer = WithdrawalDetailSerializer
+
+        @extend_schema(request=response, responses=WithdrawalDetailSerializer)
+        def post(self, request, pk: int):
+            return super().post(request, pk)
+
+    View.__name__ = View.__qualname__ = view.__name__.replace("Payout", "Withdrawal")
+    return View
+
+
+WithdrawalApproveView = _withdrawal_view(PayoutApproveView, ApproveSerializer)
+WithdrawalCancelView = _withdrawal_view(PayoutCancelView, NoteSerializer)
+WithdrawalReleaseView = _withdrawal_view(PayoutReleaseView, NoteSerializer)
+
+
+# --- incidents ------------------------------------------------------------------------------------
+
+
+class IncidentStepSerializer(serializers.ModelSerializer):
+    # Plain text in the schema: an enum would collide with the risk rules' "action" enum.
+    action = serializers.CharField(
+        read_only=True,
+        help_text="opened, freeze, recall_requested, recall_succeeded, "
+        "recall_failed, negotiation, funds_returned, legal_escalation, note, resolved",
+    )
+
+    class Meta:
+        model = IncidentStep
+        fields = ("id", "action", "actor", "notes", "amount", "detail", "created_at")
+        read_only_fields = fields
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    payout = serializers.SerializerMethodField()
+    withdrawal = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Incident
+        fields = (
+            "id",
+            "payout",
+            "withdrawal",
+            "status",
+            "summary",
+            "category",
+            "root_cause",
+            "amount_at_risk",
+            "amount_recovered",
+            "currency",
+            "opened_by",
+            "resolved_by",
+            "created_at",
+            "resolved_at",
+        )
+        read_only_fields = fields
+
+    def get_payout(self, incident: Incident) -> int | None:
+        return incident.disbursement_id if incident.disbursement.kind == Kind.PAYOUT else None
+
+    def get_withdrawal(self, incident: Incident) -> int | None:
+        return incident.disbursement_id if incident.disbursement.kind == Kind.WITHDRAWAL else None
+
+
+class IncidentDetailSerializer(IncidentSerializer):
+    steps = IncidentStepSerializer(many=True, read_only=True)
+
+    class Meta(IncidentSerializer.Meta):
+        fields = (*IncidentSerializer.Meta.fields, "steps")
+        read_only_fields = fields
+
+
+class IncidentInSerializer(StrictSerializerMixin, serializers.Serializer):
+    payout = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    withdrawal = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    summary = MultiLineCharField(max_length=2000)
+
+    def validate(self, attrs):
+        if ("payout" in attrs) == ("withdrawal" in attrs):
+            raise serializers.ValidationError("Give exactly one of payout or withdrawal.")
+        return attrs
+
+
+class IncidentNotesSerializer(StrictSerializerMixin, serializers.Serializer):
+    notes = MultiLineCharField(max_length=4000, required=False, allow_blank=True)
+
+
+class IncidentReturnSerializer(IncidentNotesSerializer):
+    amount = MinorUnitsField()
+
+
+class IncidentResolveSerializer(IncidentNotesSerializer):
+    root_cause = MultiLineCharField(max_length=4000)
+    category = serializers.ChoiceField(choices=Incident.Category.choices)
+
+
+class IncidentListCreateView(MerchantAPIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(
+        responses=IncidentSerializer(many=True),
+        parameters=[
+            OpenApiParameter("q", str, description="Search summary, root cause, category and step notes."),
+            OpenApiParameter("status", str),
+            OpenApiParameter("category", str),
+        ],
+    )
+    def get(self, request):
+        rows = incident_list_for_merchant(
+            merchant=self.merchant,
+            q=self.query_text("q", max_length=200),
+            status=self.query_text("status"),
+            category=self.query_text("category"),
+        )
+        return self.paginated(rows, IncidentSerializer)
+
+    @extend_schema(request=IncidentInSerializer, responses={201: IncidentDetailSerializer})
+    def post(self, request):
+        data = IncidentInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        kind = Kind.PAYOUT if "payout" in data.validated_data else Kind.WITHDRAWAL
+        d = disbursement_get_for_merchant(merchant=self.merchant, kind=kind, pk=data.validated_data[kind])
+        if d is None:
+            raise ServiceError(f"Unknown {kind}.", fields={kind: [f"No such {kind}."]})
+        incident = incident_open(disbursement_id=d.pk, summary=data.validated_data["summary"], actor=_actor(request))
+        return Response(IncidentDetailSerializer(incident).data, status=status.HTTP_201_CREATED)
+
+
+class _IncidentView(MerchantAPIView):
+    def get_incident(self, pk: int) -> Incident:
+        incident = Incident.objects.filter(merchant=self.merchant, pk=pk).select_related("disbursement").first()
+        if incident is None:
+            raise Http404
+        return incident
+
+    def respond(self, pk: int) -> Response:
+        return Response(IncidentDetailSerializer(self.get_incident(pk)).data)
+
+
+class IncidentDetailView(_IncidentView):
+    @extend_schema(responses=IncidentDetailSerializer)
+    def get(self, request, pk: int):
+        return self.respond(pk)
+
+
+class IncidentFreezeView(_IncidentView):
+    """Hold the movement if it has not left, freeze the destination account and receiving customers."""
+
+    @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
+    def post(self, request, pk: int):
+        incident = self.get_incident(pk)
+        data = IncidentNotesSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        incident_freeze(
+            incident_id=incident.pk,
+            actor=_actor(request),
+            notes=data.validated_data.get("notes", ""),
+            merchant=self.merchant,
+        )
+        return self.respond(pk)
+
+
+class IncidentRecallView(_IncidentView):
+    """Ask the channel to pull the money back."""
+
+    @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
+    def post(self, request, pk: int):
+        incident = self.get_incident(pk)
+        data = IncidentNotesSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        incident_recall(
+            incident_id=incident.pk,
+            actor=_actor(request),
+            notes=data.validated_data.get("notes", ""),
+            merchant=self.merchant,
+        )
+        return self.respond(pk)
+
+
+class IncidentNegotiationView(_IncidentView):
+    """Record a step of the negotiation with the recipient."""
+
+    @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
+    def post(self, request, pk: int):
+        incident = self.get_incident(pk)
+        data = IncidentNotesSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        incident_note(
+            incident_id=incident.pk,
+            actor=_actor(request),
+            notes=data.validated_data.get("notes", ""),
+            merchant=self.merchant,
+        )
+        return self.respond(pk)
+
+
+class IncidentReturnView(_IncidentView):
+    """Money the recipient sent back (a negotiated return): posted back to the source balance."""
+
+    @extend_schema(
+        request=IncidentReturnSerializer,
+        responses=IncidentDetailSerializer,
+        parameters=[_idempotency_header("returned amount")],
+    )
+    def post(self, request, pk: int):
+        incident = self.get_incident(pk)
+
+        def record() -> Response:
+            data = IncidentReturnSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            incident_record_return(
+                incident_id=incident.pk,
+                amount=data.validated_data["amount"],
+                actor=_actor(request),
+                notes=data.validated_data.get("notes", ""),
+                merchant=self.merchant,
+            )
+            return self.respond(pk)
+
+        return idempotent(
+            request=request, scope=f"merchant:{self.merchant.pk}", endpoint=f"incidents.{pk}.returns", handler=record
+        )
+
+
+class IncidentEscalateView(_IncidentView):
+    """Hand the incident to legal."""
+
+    @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
+    def post(self, request, pk: int):
+        incident = self.get_incident(pk)
+        data = IncidentNotesSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        incident_escalate(
+            incident_id=incident.pk,
+            actor=_actor(request),
+            notes=data.validated_data.get("notes", ""),
+            merchant=self.merchant,
+        )
+        return self.respond(pk)
+
+
+class IncidentResolveView(_IncidentView):
+    """Close the incident with its root cause and category (it joins the case library)."""
+
+    @extend_schema(request=IncidentResolveSerializer, responses=IncidentDetailSerializer)
+    def post(self, request, pk: int):
+        incident = self.get_incident(pk)
+        data = IncidentResolveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        incident_resolve(
+            incident_id=incident.pk,
+            root_cause=data.validated_data["root_cause"],
+            category=data.validated_data["category"],
+            actor=_actor(request),
+            notes=data.validated_data.get("notes", ""),
+            merchant=self.merchant,
+        )
+        return self.respond(pk)
