@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core import signing
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from apps.accounts.models import Merchant
 from apps.accounts.services import bank_account_get_or_create
 from apps.common.crypto import fingerprint
 from apps.common.errors import ServiceError, UnprocessableError
+from apps.common.polling import backoff, claim_call, claim_due
 from apps.gateways import reasons
 from apps.gateways.base import Account, ChannelError, ChannelResult, ChannelTimeout, TransferRequest, TransferStatus
 from apps.gateways.services import Query, channel_for, channel_query, channel_query_many, channel_submit
@@ -153,8 +154,7 @@ def _merchant_owner(refund: Refund) -> str:
 
 
 def _backoff(retry_count: int) -> timedelta:
-    delay = settings.REFUND_RETRY_BASE * (2**retry_count)
-    return min(delay, settings.REFUND_RETRY_CAP)
+    return backoff(retry_count, base=settings.REFUND_RETRY_BASE, cap=settings.REFUND_RETRY_CAP)
 
 
 def refund_progress_token(refund: Refund) -> str:
@@ -555,8 +555,7 @@ def _send(refund: Refund) -> Refund:
     Each submit or resubmit transition owes exactly one call: the caller claims it with a
     conditional UPDATE first, so a redelivered task or a racing worker finds nothing to send.
     """
-    claimed = Refund.objects.filter(pk=refund.pk, sent_seq__lt=F("send_seq")).update(sent_seq=F("send_seq"))
-    if not claimed:
+    if not claim_call(Refund, refund.pk, owed="send_seq", done="sent_seq"):
         logger.info("send for refund=%s already claimed; not calling the channel again", refund.pk)
         return refund
     request = _transfer_request(refund)
@@ -840,17 +839,7 @@ def refund_claim_due(*, limit: int, lease: timedelta | None = None) -> list[int]
     `SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL) and pushing `next_poll_at` by a lease mean two
     beat ticks or two workers never poll the same refund at once.
     """
-    now = timezone.now()
-    with transaction.atomic():
-        ids = list(
-            Refund.objects.select_for_update(skip_locked=True)
-            .filter(status__in=POLLED_STATUSES, next_poll_at__lte=now)
-            .order_by("next_poll_at")
-            .values_list("id", flat=True)[:limit]
-        )
-        if ids:
-            Refund.objects.filter(pk__in=ids).update(next_poll_at=now + (lease or settings.REFUND_POLL_INTERVAL))
-    return ids
+    return claim_due(Refund, statuses=POLLED_STATUSES, limit=limit, lease=lease or settings.REFUND_POLL_INTERVAL)
 
 
 _POLL_SELECT = ("channel", "destination_account", "order")
