@@ -537,61 +537,47 @@ class _IncidentView(MerchantAPIView):
         return Response(IncidentDetailSerializer(self.get_incident(pk)).data)
 
 
+class _IncidentNotesStepView(_IncidentView):
+    """A step that takes only notes: `step` is the incident service it calls."""
+
+    step = None
+
+    @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
+    def post(self, request, pk: int):
+        incident = self.get_incident(pk)
+        data = IncidentNotesSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        self.step(
+            incident_id=incident.pk,
+            actor=_actor(request),
+            notes=data.validated_data.get("notes", ""),
+            merchant=self.merchant,
+        )
+        return self.respond(pk)
+
+
 class IncidentDetailView(_IncidentView):
     @extend_schema(responses=IncidentDetailSerializer)
     def get(self, request, pk: int):
         return self.respond(pk)
 
 
-class IncidentFreezeView(_IncidentView):
+class IncidentFreezeView(_IncidentNotesStepView):
     """Hold the movement if it has not left, freeze the destination account and receiving customers."""
 
-    @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
-    def post(self, request, pk: int):
-        incident = self.get_incident(pk)
-        data = IncidentNotesSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        incident_freeze(
-            incident_id=incident.pk,
-            actor=_actor(request),
-            notes=data.validated_data.get("notes", ""),
-            merchant=self.merchant,
-        )
-        return self.respond(pk)
+    step = staticmethod(incident_freeze)
 
 
-class IncidentRecallView(_IncidentView):
+class IncidentRecallView(_IncidentNotesStepView):
     """Ask the channel to pull the money back."""
 
-    @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
-    def post(self, request, pk: int):
-        incident = self.get_incident(pk)
-        data = IncidentNotesSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        incident_recall(
-            incident_id=incident.pk,
-            actor=_actor(request),
-            notes=data.validated_data.get("notes", ""),
-            merchant=self.merchant,
-        )
-        return self.respond(pk)
+    step = staticmethod(incident_recall)
 
 
-class IncidentNegotiationView(_IncidentView):
+class IncidentNegotiationView(_IncidentNotesStepView):
     """Record a step of the negotiation with the recipient."""
 
-    @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
-    def post(self, request, pk: int):
-        incident = self.get_incident(pk)
-        data = IncidentNotesSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        incident_note(
-            incident_id=incident.pk,
-            actor=_actor(request),
-            notes=data.validated_data.get("notes", ""),
-            merchant=self.merchant,
-        )
-        return self.respond(pk)
+    step = staticmethod(incident_note)
 
 
 class IncidentReturnView(_IncidentView):
@@ -622,21 +608,10 @@ class IncidentReturnView(_IncidentView):
         )
 
 
-class IncidentEscalateView(_IncidentView):
+class IncidentEscalateView(_IncidentNotesStepView):
     """Hand the incident to legal."""
 
-    @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
-    def post(self, request, pk: int):
-        incident = self.get_incident(pk)
-        data = IncidentNotesSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        incident_escalate(
-            incident_id=incident.pk,
-            actor=_actor(request),
-            notes=data.validated_data.get("notes", ""),
-            merchant=self.merchant,
-        )
-        return self.respond(pk)
+    step = staticmethod(incident_escalate)
 
 
 class IncidentResolveView(_IncidentView):
