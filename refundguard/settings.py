@@ -439,6 +439,8 @@ SPECTACULAR_SETTINGS = {
         "UsageKindEnum": "apps.orders.models.UsageEvent.Kind",
         "RefundStatusEnum": "apps.refunds.models.Refund.Status",
         "CaseStatusEnum": "apps.risk.models.Case.Status",
+        "CaseDecisionEnum": "apps.risk.models.Case.Decision",
+        "ReviewerDecisionEnum": "apps.risk.services.REVIEWER_DECISION_CHOICES",
         "ListEntryKindEnum": "apps.risk.models.ListEntry.Kind",
         "ReconciliationStatusEnum": "apps.ledger.models.Reconciliation.Status",
         "ReconciliationItemKindEnum": "apps.ledger.models.ReconciliationItem.Kind",

@@ -460,9 +460,11 @@ def refund_cancel(*, refund_id: int, actor: str, party: str = Party.CUSTOMER) ->
         refund = _lock(refund_id)
         if refund.status not in (S.REQUESTED, S.APPROVED, S.MANUAL_REVIEW, S.NEEDS_ACTION):
             raise ServiceError(f"A refund that is {refund.status} can no longer be cancelled.", code="invalid_state")
-        _move(refund, "cancel", code="cancelled", party=party, actor=actor, fields=("next_poll_at",))
+        in_review = refund.status == S.MANUAL_REVIEW
         refund.next_poll_at = None
-        refund.save(update_fields=["next_poll_at"])
+        _move(refund, "cancel", code="cancelled", party=party, actor=actor, fields=("next_poll_at",))
+        if in_review:  # nothing is left to review: the case leaves the reviewers' queue
+            case_close(subject_type="refund", subject_id=refund.pk, decision="withdrawn", actor=actor)
     return refund
 
 

@@ -25,6 +25,7 @@ from apps.risk.engine import MAX_EXPRESSION_LENGTH, ExpressionError, compile_exp
 from apps.risk.models import Case, CaseNote, ListEntry, Rule, RuleVersion, Scope
 from apps.risk.rules import rule_backtest, rule_create, rule_stats, rule_update
 from apps.risk.services import (
+    REVIEWER_DECISION_CHOICES,
     case_assign,
     case_decide,
     case_note_add,
@@ -275,7 +276,7 @@ class CaseAssignSerializer(StrictSerializerMixin, serializers.Serializer):
 
 
 class CaseDecideSerializer(StrictSerializerMixin, serializers.Serializer):
-    decision = serializers.ChoiceField(choices=Case.Decision.choices)
+    decision = serializers.ChoiceField(choices=REVIEWER_DECISION_CHOICES)
     note = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
 
 

@@ -19,6 +19,8 @@ class Case(models.Model):
     class Decision(models.TextChoices):
         APPROVE = "approve", "Approve"
         DECLINE = "decline", "Decline"
+        # Set by the system, never by a reviewer: the subject was cancelled while in review.
+        WITHDRAWN = "withdrawn", "Withdrawn (cancelled before review)"
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="cases")
     subject_type = models.CharField(max_length=16)  # "refund", "payout", "withdrawal"

@@ -303,6 +303,10 @@ def case_note_add(*, case: Case, author: str, text: str) -> CaseNote:
     return CaseNote.objects.create(case=case, author=author, text=text)
 
 
+REVIEWER_DECISIONS = (Case.Decision.APPROVE, Case.Decision.DECLINE)
+REVIEWER_DECISION_CHOICES = [(decision.value, decision.label) for decision in REVIEWER_DECISIONS]
+
+
 def case_decide(*, case: Case, decision: str, actor: str, note: str = "") -> Case:
     """A reviewer's verdict on a case; the subject moves in the same transaction.
 
@@ -312,7 +316,7 @@ def case_decide(*, case: Case, decision: str, actor: str, note: str = "") -> Cas
     is closed here. A decided case is refused with a conflict; a refusal by the receiver rolls
     everything back. Callers: the cases API and the console.
     """
-    if decision not in Case.Decision.values:
+    if decision not in REVIEWER_DECISIONS:
         raise ServiceError("Unknown decision.", fields={"decision": ["Must be approve or decline."]})
     with transaction.atomic():
         if Case.objects.filter(pk=case.pk, status=Case.Status.DECIDED).exists():

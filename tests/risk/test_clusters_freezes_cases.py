@@ -152,18 +152,20 @@ def test_reviewing_the_refund_directly_closes_its_case_without_a_loop(api, froze
     assert Refund.objects.get(pk=body["id"]).status == "rejected"
 
 
-def test_a_case_whose_refund_was_cancelled_cannot_be_decided_and_nothing_changes(api, frozen):
+def test_cancelling_a_refund_in_review_withdraws_its_case_and_a_later_verdict_changes_nothing(api, frozen):
     body, case = _reviewed_refund(api)
     assert api.post(f"/api/v1/refunds/{body['id']}/cancel", format="json").status_code == 200
+    case.refresh_from_db()
+    assert (case.status, case.decision) == ("decided", "withdrawn")
+    assert case.decided_by
     before = counts()
 
     response = api.post(f"/api/v1/cases/{case.pk}/decide", {"decision": "approve", "note": "x"}, format="json")
 
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_state"
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "case_decided"
     assert delta(before) == {}
-    case.refresh_from_db()
-    assert case.status == "open"
+    assert Refund.objects.get(pk=body["id"]).status == "cancelled"
 
 
 def test_assign_only_to_own_staff(api, frozen, merchant, other_merchant):
@@ -180,6 +182,7 @@ def test_assign_only_to_own_staff(api, frozen, merchant, other_merchant):
 
 def test_decide_refuses_unknown_decisions(api, frozen):
     _, case = _reviewed_refund(api)
-    for data in ({"decision": "maybe"}, {}, {"decision": "approve", "status": "decided"}):
+    # "withdrawn" is the system's verdict for a cancelled subject, never a reviewer's.
+    for data in ({"decision": "maybe"}, {"decision": "withdrawn"}, {}, {"decision": "approve", "status": "decided"}):
         assert api.post(f"/api/v1/cases/{case.pk}/decide", data, format="json").status_code == 400
     assert Case.objects.get(pk=case.pk).status == "open"
