@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.risk",
     "apps.refunds",
     "apps.payouts",
+    "apps.alerts",
     "apps.console",
     "apps.track",
 ]
@@ -218,7 +219,52 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.ledger.tasks.reconciliation_daily_task",
         "schedule": crontab(minute=15, hour=1),
     },
+    # Alerts: watchers, escalation and auto-resolve; each takes effect once per window (AlertJobRun).
+    "alert-escalate": {
+        "task": "apps.alerts.tasks.alert_escalate_due_task",
+        "schedule": float(env.int("ALERT_ESCALATION_TICK_SECONDS", default=60)),
+    },
+    "alert-sla-watch": {
+        "task": "apps.alerts.tasks.alert_sla_watch_task",
+        "schedule": float(env.int("ALERT_WATCH_TICK_SECONDS", default=300)),
+    },
+    "alert-deadline-watch": {
+        "task": "apps.alerts.tasks.alert_deadline_watch_task",
+        "schedule": float(env.int("ALERT_WATCH_TICK_SECONDS", default=300)),
+    },
+    "alert-spike-detect": {
+        "task": "apps.alerts.tasks.alert_spike_detect_task",
+        "schedule": float(env.int("ALERT_SPIKE_TICK_SECONDS", default=900)),
+    },
+    "alert-auto-resolve": {
+        "task": "apps.alerts.tasks.alert_auto_resolve_due_task",
+        "schedule": float(env.int("ALERT_WATCH_TICK_SECONDS", default=300)),
+    },
 }
+
+# --- Alerts (apps.alerts; DESIGN.md "Tiered alerts") ----------------------------------------------
+# A refund (or payout) failing at or above this amount, in minor units, is a P0 (100 000.00).
+ALERT_LARGE_FAILURE_AMOUNT = env.int("ALERT_LARGE_FAILURE_AMOUNT", default=10_000_000)
+# Who is paged for a P0, in escalation order: each re-page goes one step further down the list.
+ALERT_ONCALL_ROTA = env.list("ALERT_ONCALL_ROTA", default=["oncall-primary", "oncall-secondary", "oncall-manager"])
+# An unacked P0 is paged again (next on-call) after this; a P1 unresolved this long becomes a P0.
+ALERT_P0_REPAGE_AFTER = timedelta(minutes=env.int("ALERT_P0_REPAGE_MINUTES", default=10))
+ALERT_P1_UPGRADE_AFTER = timedelta(hours=env.int("ALERT_P1_UPGRADE_HOURS", default=24))
+# Submitted/processing longer than this → P1 "refund_not_arrived" (payouts likewise).
+ALERT_NOT_ARRIVED_AFTER = timedelta(hours=env.int("ALERT_NOT_ARRIVED_HOURS", default=24))
+# Card refunds must complete within ALERT_CARD_DEADLINE_DAYS of the request; warn from the WARN day.
+ALERT_CARD_DEADLINE_DAYS = env.int("ALERT_CARD_DEADLINE_DAYS", default=7)
+ALERT_CARD_DEADLINE_WARN_DAYS = env.int("ALERT_CARD_DEADLINE_WARN_DAYS", default=5)
+# Category spike: refunds requested within WINDOW minutes of payment, per product kind, today
+# against the daily mean of the previous BASELINE_DAYS; a P1 from FACTOR × mean and MIN_COUNT up.
+ALERT_SPIKE_WINDOW_MINUTES = env.int("ALERT_SPIKE_WINDOW_MINUTES", default=30)
+ALERT_SPIKE_BASELINE_DAYS = env.int("ALERT_SPIKE_BASELINE_DAYS", default=7)
+ALERT_SPIKE_FACTOR = env.float("ALERT_SPIKE_FACTOR", default=3.0)
+ALERT_SPIKE_MIN_COUNT = env.int("ALERT_SPIKE_MIN_COUNT", default=10)
+# Length of one periodic alert job window, seconds: a second beat in the same window does nothing.
+ALERT_ESCALATION_WINDOW_SECONDS = env.int("ALERT_ESCALATION_TICK_SECONDS", default=60)
+ALERT_WATCH_WINDOW_SECONDS = env.int("ALERT_WATCH_TICK_SECONDS", default=300)
+ALERT_SPIKE_WINDOW_SECONDS = env.int("ALERT_SPIKE_TICK_SECONDS", default=900)
 
 # --- Reconciliation against channel statements (apps/ledger/reconciliation.py) ------------------
 # A statement amount this many minor units away from the ledger's still matches (the difference is
@@ -446,6 +492,7 @@ SPECTACULAR_SETTINGS = {
         "ReconciliationItemKindEnum": "apps.ledger.models.ReconciliationItem.Kind",
         "DisbursementStatusEnum": "apps.payouts.models.Disbursement.Status",
         "IncidentStatusEnum": "apps.payouts.models.Incident.Status",
+        "AlertStatusEnum": "apps.alerts.models.Alert.Status",
     },
 }
 

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("apps.payouts.urls")),
     path("", include("apps.risk.urls")),
     path("", include("apps.ledger.urls")),
+    path("", include("apps.alerts.urls")),
 ]
 
 urlpatterns = [

@@ -1128,3 +1128,100 @@ def test_money_out_bad_paging_is_400(api, catalogue, url, param, value):
 def test_bad_incident_is_refused(api, catalogue, body, field):
     error = refused_money_out(api, INCIDENTS, body, key=None, field=field)
     assert error["message"]
+
+
+# --- alerts and silences ---------------------------------------------------------------------------
+
+ALERTS, SILENCES = "/api/v1/alerts", "/api/v1/silences"
+
+
+def alert_counts() -> dict[str, int]:
+    from apps.alerts.models import Alert, AlertDelivery, AlertEvent, Silence
+
+    return count_rows((Alert, AlertEvent, AlertDelivery, Silence))
+
+
+@pytest.mark.parametrize("url", [ALERTS, SILENCES])
+@pytest.mark.parametrize(("param", "value"), BAD_PAGING, ids=[f"{p}={v[:10]}" for p, v in BAD_PAGING])
+def test_alerts_bad_paging_is_400(api, url, param, value):
+    before = alert_counts()
+
+    response = api.get(url, {param: value})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert param in response.json()["error"]["fields"]
+    assert alert_counts() == before
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("severity", "P9"),
+        ("severity", "p0"),
+        ("status", "closed"),
+        ("since", "yesterday"),
+        ("until", "2026-13-01"),
+        ("kind", "a\x00b"),
+        ("kind", "x" * 101),
+    ],
+)
+def test_alerts_bad_filters_are_400(api, param, value):
+    response = api.get(ALERTS, {param: value})
+
+    assert response.status_code == 400
+    assert param in response.json()["error"]["fields"]
+
+
+def _silence(**overrides) -> dict:
+    ends = (timezone.now() + dt.timedelta(hours=1)).isoformat()
+    return {"matchers": {"kind": "refund_cancelled"}, "ends_at": ends, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (_silence(matchers={}), "matchers"),
+        (_silence(matchers={"merchant_id": "2"}), "matchers"),
+        (_silence(matchers={"kind": "a\r\nb"}), "matchers"),
+        (_silence(matchers="kind=x"), "matchers"),
+        (_silence(ends_at="2000-01-01T00:00:00Z"), "ends_at"),
+        (_silence(ends_at="not a date"), "ends_at"),
+        (_silence(ends_at=(timezone.now() + dt.timedelta(days=400)).isoformat()), "ends_at"),
+        (_silence(comment="x" * 100_000), "comment"),
+        (_silence(merchant=2), "merchant"),
+        ({"matchers": {"kind": "x"}}, "ends_at"),
+    ],
+)
+def test_bad_silence_is_refused_and_writes_nothing(api, body, field):
+    before = alert_counts()
+
+    response = api.post(SILENCES, body, format="json")
+
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "fields"}
+    assert any(name == field or name.startswith(f"{field}.") for name in error["fields"]), error
+    assert alert_counts() == before
+
+
+def test_alert_action_with_unknown_field_is_refused(api):
+    from apps.alerts.services import alert_raise
+
+    alert = alert_raise(
+        tier="P1",
+        kind="k",
+        dedup_key="bad-input:1",
+        subject_type="refund",
+        subject_id=1,
+        merchant=api.merchant,
+        summary="s",
+    )
+    before = alert_counts()
+
+    for body in ({"status": "resolved"}, {"note": "x\x00"}):
+        response = api.post(f"{ALERTS}/{alert.pk}/ack", body, format="json")
+        assert response.status_code == 400
+    assert alert_counts() == before
+    alert.refresh_from_db()
+    assert alert.status == "open"

@@ -576,3 +576,89 @@ def test_incident_on_another_merchants_movement_is_refused(other_api, a_money, b
     assert response.status_code == 400
     assert kind in response.json()["error"]["fields"]
     assert money_out_rows() == before
+
+
+# --- alerts and silences --------------------------------------------------------------------------
+
+ALERT_TABLES = ("Alert", "AlertEvent", "AlertDelivery", "Silence")
+
+
+def alert_rows() -> dict[str, int]:
+    from apps.alerts.models import Alert, AlertDelivery, AlertEvent, Silence
+
+    return count_rows((Alert, AlertEvent, AlertDelivery, Silence))
+
+
+def _alert_world(merchant, tag: str) -> dict:
+    from apps.alerts.services import alert_raise, silence_create
+
+    alert = alert_raise(
+        tier="P1",
+        kind="refund_not_arrived",
+        dedup_key=f"{tag}:refund:1:not_arrived",
+        subject_type="refund",
+        subject_id=1,
+        merchant=merchant,
+        summary=f"{tag} late",
+    )
+    silence = silence_create(
+        matchers={"kind": "refund_cancelled"},
+        ends_at=timezone.now() + dt.timedelta(hours=1),
+        actor=tag,
+        merchant=merchant,
+    )
+    return {"alert": alert, "silence": silence}
+
+
+ALERT_CALLS = [
+    ("GET", "/api/v1/alerts/{id}", None, "alert"),
+    ("POST", "/api/v1/alerts/{id}/ack", {}, "alert"),
+    ("POST", "/api/v1/alerts/{id}/resolve", {"note": "x"}, "alert"),
+    ("POST", "/api/v1/silences/{id}/expire", None, "silence"),
+]
+
+
+def test_other_merchants_alerts_and_silences_are_404_and_nothing_written(other_api, merchant, other_merchant):
+    from apps.alerts.models import Alert, Silence
+    from apps.alerts.services import alert_raise
+
+    a, _ = _alert_world(merchant, "a"), _alert_world(other_merchant, "b")
+    platform = alert_raise(
+        tier="P0", kind="channel_down", dedup_key="channel:x:down", subject_type="channel", subject_id="x", summary="x"
+    )
+    before = alert_rows()
+    leaks = []
+
+    for method, url, body, kind in [*ALERT_CALLS, ("GET", "/api/v1/alerts/{id}", None, "platform")]:
+        target = platform.pk if kind == "platform" else a[kind].pk
+        foreign = call(other_api, method, url.format(id=target), body)
+        missing = call(other_api, method, url.format(id=MISSING_ID), body)
+        if foreign.status_code != 404 or foreign.json() != missing.json():
+            leaks.append((method, url, foreign.status_code))
+        assert_not_found(foreign)
+    for huge in HUGE_IDS:
+        assert call(other_api, "GET", f"/api/v1/alerts/{huge}", None).status_code == 404
+
+    assert leaks == []
+    assert alert_rows() == before
+    assert Alert.objects.get(pk=a["alert"].pk).status == "open"
+    assert Silence.objects.get(pk=a["silence"].pk).ends_at > timezone.now()
+
+
+def test_alert_and_silence_lists_show_only_own_rows(api, other_api, merchant, other_merchant):
+    from apps.alerts.services import alert_raise
+
+    a, b = _alert_world(merchant, "a"), _alert_world(other_merchant, "b")
+    alert_raise(
+        tier="P0",
+        kind="channel_down",
+        dedup_key="channel:y:down",
+        subject_type="channel",
+        subject_id="y",
+        summary="platform-wide",
+    )
+
+    assert [row["id"] for row in api.get("/api/v1/alerts").json()["results"]] == [a["alert"].pk]
+    assert [row["id"] for row in other_api.get("/api/v1/alerts").json()["results"]] == [b["alert"].pk]
+    assert [row["id"] for row in api.get("/api/v1/silences").json()["results"]] == [a["silence"].pk]
+    assert [row["id"] for row in other_api.get("/api/v1/silences").json()["results"]] == [b["silence"].pk]
