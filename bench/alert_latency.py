@@ -51,7 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
-from common import ROOT, django_setup, free_port, gunicorn, others_running, percentile
+from common import ROOT, django_setup, free_port, gunicorn, others_running, payer_accounts_create, percentile
 
 BATCH = 2000
 AMOUNT = 12_000_000  # 120 000.00 CNY: above ALERT_LARGE_FAILURE_AMOUNT (10 000 000)
@@ -75,8 +75,7 @@ def _setup(args: argparse.Namespace) -> list[dict]:
     from django.db import transaction
     from django.utils import timezone
 
-    from apps.accounts.models import BankAccount, Customer, Merchant
-    from apps.common.crypto import encrypt, fingerprint
+    from apps.accounts.models import Customer, Merchant
     from apps.gateways.services import ensure_sandbox_channel
     from apps.orders.models import Order, Product
     from apps.refunds.models import Party, Refund, RefundEvent
@@ -86,7 +85,6 @@ def _setup(args: argparse.Namespace) -> list[dict]:
     now = timezone.now()
     merchant = Merchant.objects.create(name="Bench merchant")
     product = Product.objects.create(merchant=merchant, sku="bench", name="Bench", kind="course", price=AMOUNT)
-    token = encrypt("6222020000000000")  # one Fernet token reused: encryption adds nothing here
     customers = Customer.objects.bulk_create(
         (
             Customer(merchant=merchant, external_id=f"c-{i}", name=f"客户{i}", locale="zh-hans")
@@ -94,21 +92,7 @@ def _setup(args: argparse.Namespace) -> list[dict]:
         ),
         batch_size=BATCH,
     )
-    accounts = BankAccount.objects.bulk_create(
-        (
-            BankAccount(
-                merchant=merchant,
-                customer=customer,
-                holder_name=customer.name,
-                bank="ICBC",
-                number_encrypted=token,
-                last4=f"{i % 10000:04d}",
-                fingerprint=fingerprint(f"62220200{i:08d}"),
-            )
-            for i, customer in enumerate(customers)
-        ),
-        batch_size=BATCH,
-    )
+    accounts = payer_accounts_create(merchant=merchant, customers=customers, batch_size=BATCH)
     orders = Order.objects.bulk_create(
         (
             Order(
