@@ -94,16 +94,21 @@ def _move(
     event = _record(
         refund, code=code, party=party, actor=actor, from_status=before, message_key=message_key, detail=detail
     )
+    _announce_move(refund, from_status=before, code=code, party=party)
+    return event
+
+
+def _announce_move(refund: Refund, *, from_status: str, code: str, party: str) -> None:
+    """Send `refund_state_changed` for a transition once the transaction commits."""
     payload = {
         "refund_id": refund.pk,
         "merchant_id": refund.merchant_id,
-        "from_status": before,
+        "from_status": from_status,
         "to_status": refund.status,
         "event_code": code,
         "responsible_party": party,
     }
     transaction.on_commit(lambda: refund_state_changed.send(sender=Refund, **payload))
-    return event
 
 
 def _stage(refund: Refund, **values) -> None:
@@ -385,15 +390,7 @@ def _create_decided(refund: Refund, decision: Decision, *, actor: str) -> None:
             ),
         ]
     )
-    payload = {
-        "refund_id": refund.pk,
-        "merchant_id": refund.merchant_id,
-        "from_status": S.REQUESTED,
-        "to_status": refund.status,
-        "event_code": code,
-        "responsible_party": Party.PLATFORM,
-    }
-    transaction.on_commit(lambda: refund_state_changed.send(sender=Refund, **payload))
+    _announce_move(refund, from_status=S.REQUESTED, code=code, party=Party.PLATFORM)
 
 
 def _follow_up_decision(refund: Refund, decision: Decision) -> None:
