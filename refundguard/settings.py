@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.risk",
     "apps.refunds",
     "apps.payouts",
+    "apps.notifications",
     "apps.alerts",
     "apps.console",
     "apps.track",
@@ -236,6 +237,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.alerts.tasks.alert_spike_detect_task",
         "schedule": float(env.int("ALERT_SPIKE_TICK_SECONDS", default=900)),
     },
+    # Notifications deferred by quiet hours, waiting for a retry or a digest, or orphaned by a crash.
+    "notification-dispatch-due": {
+        "task": "apps.notifications.tasks.notification_dispatch_due_task",
+        "schedule": float(env.int("NOTIFY_SWEEP_TICK_SECONDS", default=5)),
+    },
     "alert-auto-resolve": {
         "task": "apps.alerts.tasks.alert_auto_resolve_due_task",
         "schedule": float(env.int("ALERT_WATCH_TICK_SECONDS", default=300)),
@@ -335,6 +341,26 @@ TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 
+# --- Notifications (apps.notifications) ----------------------------------------------------------
+# At most this many SMS per recipient per window (the rest wait in one digest SMS); critical pages
+# are not limited.
+NOTIFY_SMS_PER_WINDOW = env.int("NOTIFY_SMS_PER_HOUR", default=3)
+NOTIFY_SMS_WINDOW = timedelta(hours=1)
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=5)
+NOTIFY_RETRY_BASE = timedelta(seconds=env.int("NOTIFY_RETRY_BASE_SECONDS", default=30))
+NOTIFY_RETRY_CAP = timedelta(minutes=30)
+# A row left "sending" this long belongs to a worker that died: the sweep asks the provider.
+NOTIFY_SENDING_LEASE = timedelta(seconds=env.int("NOTIFY_SENDING_LEASE_SECONDS", default=120))
+NOTIFY_DEFAULT_TIME_ZONE = env.str("NOTIFY_DEFAULT_TIME_ZONE", default="Asia/Shanghai")
+NOTIFY_EMAIL_DOMAIN = env.str("NOTIFY_EMAIL_DOMAIN", default="refundguard.local")
+# What customers are told: where to get help, and what the platform gives when a delay is its fault.
+NOTIFY_SUPPORT_PHONE = env.str("NOTIFY_SUPPORT_PHONE", default="400-800-1234")
+NOTIFY_SUPPORT_URL = env.str("NOTIFY_SUPPORT_URL", default=PUBLIC_BASE_URL.rstrip("/") + "/support/")
+NOTIFY_COMPENSATION = {
+    "zh-hans": env.str("NOTIFY_COMPENSATION_ZH", default="一张10元无门槛优惠券"),
+    "en": env.str("NOTIFY_COMPENSATION_EN", default="a CNY 10 coupon with no minimum spend"),
+}
+
 # --- I18N -------------------------------------------------------------------------------------
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
@@ -381,6 +407,9 @@ REFUND_POLL_CHUNK = env.int("REFUND_POLL_CHUNK", default=50)
 REFUND_POLL_CONCURRENCY = env.int("REFUND_POLL_CONCURRENCY", default=8)
 # The promise shown to customers, by payment method (hours until arrival at the latest).
 REFUND_ETA_HOURS = {"card": 72, "bank_transfer": 24, "wallet": 2, "balance": 1}
+# A delay (bank hold, retryable failure) moves the promised arrival to at least this far ahead
+# (the seed practice: "one more working day"); the customer is told the new time.
+REFUND_DELAY_ETA = timedelta(hours=env.int("REFUND_DELAY_ETA_HOURS", default=24))
 # Trust tiers for refund decisions (apps.refunds.decision.trust_for).
 REFUND_TRUST = {
     "new_account_days": env.int("TRUST_NEW_ACCOUNT_DAYS", default=30),

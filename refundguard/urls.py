@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("apps.risk.urls")),
     path("", include("apps.ledger.urls")),
     path("", include("apps.alerts.urls")),
+    path("", include("apps.notifications.api_urls")),
 ]
 
 urlpatterns = [
@@ -27,6 +28,7 @@ urlpatterns = [
     path("r/", include("apps.track.urls")),
     path("healthz", healthz, name="healthz"),
     path("webhooks/channels/", include("apps.gateways.urls")),
+    path("webhooks/", include("apps.notifications.urls")),
 ]
 
 if settings.SANDBOX_BANK_ENABLED:

@@ -23,5 +23,10 @@ def test_schema_validates_without_warnings():
         "/api/v1/alerts",
         "/api/v1/alerts/{id}/ack",
         "/api/v1/silences",
+        "/api/v1/notifications",
+        "/api/v1/notifications/{id}",
+        "/api/v1/customers/{external_id}/inbox",
+        "/api/v1/customers/{external_id}/inbox/read",
+        "/api/v1/customers/{external_id}/notification-preferences",
     ):
         assert f"{path}:" in schema

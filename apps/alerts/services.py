@@ -20,6 +20,7 @@ from apps.accounts.models import Merchant
 from apps.alerts.models import Alert, AlertDelivery, AlertEvent, Silence, Tier
 from apps.alerts.signals import alert_changed
 from apps.common.errors import ConflictError, NotFoundError, ServiceError
+from apps.notifications.triggers import staff_page
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,9 @@ def _oncall(level: int) -> str:
 
 def _route(alert: Alert) -> list[AlertDelivery]:
     """Record who is told (P0: page on-call by SMS + voice and the console; P1: console, in-app and
-    the email digest; P2: the log only). Written with the alert, so the notifications app can send
-    them from this table as an outbox."""
+    the email digest; P2: the log only). A P0 page is written as notifications (SMS + voice to the
+    on-call user named by the rota) in the alert's transaction; the SMS/voice delivery rows say
+    whether anyone could be paged ("queued") or the rota names nobody known ("no_recipient")."""
     audience = f"merchant:{alert.merchant_id}" if alert.merchant_id else "platform"
     if alert.tier == Tier.P0:
         oncall = _oncall(alert.escalation_level)
@@ -68,7 +70,17 @@ def _route(alert: Alert) -> list[AlertDelivery]:
         ]
         alert.last_paged_at = timezone.now()
         alert.save(update_fields=["last_paged_at"])
+        paged = staff_page(
+            alert_id=alert.pk,
+            usernames=[oncall],
+            summary=alert.summary,
+            reference=f"{alert.subject_type}:{alert.subject_id}" if alert.subject_type else alert.kind,
+            level=alert.escalation_level,
+            merchant_id=alert.merchant_id,
+        )
+        page_status = "queued" if paged else "no_recipient"
     elif alert.tier == Tier.P1:
+        page_status = "recorded"
         plan = [
             (AlertDelivery.Channel.CONSOLE, audience),
             (AlertDelivery.Channel.IN_APP, audience),
@@ -78,7 +90,13 @@ def _route(alert: Alert) -> list[AlertDelivery]:
         logger.info("alert P2 kind=%s subject=%s:%s", alert.kind, alert.subject_type, alert.subject_id)
         return []
     return AlertDelivery.objects.bulk_create(
-        AlertDelivery(alert=alert, channel=channel, target=target, escalation_level=alert.escalation_level)
+        AlertDelivery(
+            alert=alert,
+            channel=channel,
+            target=target,
+            escalation_level=alert.escalation_level,
+            status=page_status if channel in (AlertDelivery.Channel.SMS, AlertDelivery.Channel.VOICE) else "recorded",
+        )
         for channel, target in plan
     )
 

@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core import signing
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import BankAccount, Customer, Merchant, User
@@ -70,7 +72,7 @@ from apps.payouts.models import (
     Party,
     PrecheckResult,
 )
-from apps.payouts.signals import payout_anomaly, payout_state_changed
+from apps.payouts.signals import payout_anomaly, payout_event_recorded, payout_state_changed
 from apps.risk.services import risk_record
 
 logger = logging.getLogger(__name__)
@@ -102,7 +104,7 @@ def _record(
     message_key: str | None = None,
     detail: dict | None = None,
 ) -> DisbursementEvent:
-    return DisbursementEvent.objects.create(
+    event = DisbursementEvent.objects.create(
         disbursement=d,
         code=code,
         from_status=from_status,
@@ -112,6 +114,8 @@ def _record(
         actor=actor[:150],
         detail=detail or {},
     )
+    payout_event_recorded.send(sender=Disbursement, disbursement=d, event=event)
+    return event
 
 
 def _move(
@@ -141,6 +145,24 @@ def _move(
     }
     transaction.on_commit(lambda: payout_state_changed.send(sender=Disbursement, **payload))
     return event
+
+
+WITHDRAWAL_PROGRESS_SALT = "payouts.withdrawal.progress"
+
+
+def withdrawal_progress_url(d: Disbursement) -> str:
+    """The customer's signed, expiring link to one withdrawal's progress page (read-only)."""
+    token = signing.dumps(d.pk, salt=WITHDRAWAL_PROGRESS_SALT, compress=True)
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("track:withdrawal", kwargs={"token": token})
+
+
+def withdrawal_get_by_progress_token(token: str) -> Disbursement | None:
+    """The withdrawal a customer link points at, or None when tampered or expired."""
+    try:
+        pk = signing.loads(token, salt=WITHDRAWAL_PROGRESS_SALT, max_age=settings.REFUND_LINK_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    return Disbursement.objects.filter(pk=pk, kind=Kind.WITHDRAWAL).first()
 
 
 def _anomaly(d: Disbursement, anomaly: str, detail: dict) -> None:

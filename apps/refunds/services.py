@@ -33,7 +33,7 @@ from apps.orders.models import Order
 from apps.refunds.decision import Decision, decide_refund
 from apps.refunds.models import Party, Refund, RefundEvent, SupportTicket
 from apps.refunds.routing import guidance_for
-from apps.refunds.signals import refund_anomaly, refund_state_changed
+from apps.refunds.signals import refund_anomaly, refund_event_recorded, refund_state_changed
 from apps.risk.services import case_close, case_open, risk_record
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def _record(
     message_key: str | None = None,
     detail: dict | None = None,
 ) -> RefundEvent:
-    return RefundEvent.objects.create(
+    event = RefundEvent.objects.create(
         refund=refund,
         code=code,
         from_status=from_status,
@@ -74,6 +74,8 @@ def _record(
         actor=actor,
         detail=detail or {},
     )
+    refund_event_recorded.send(sender=Refund, refund=refund, event=event)
+    return event
 
 
 def _move(
@@ -123,6 +125,14 @@ def _take_staged(refund: Refund) -> tuple[str, ...]:
     staged = getattr(refund, "_staged_fields", ())
     refund._staged_fields = ()
     return staged
+
+
+def _push_eta(refund: Refund) -> None:
+    """A delay the customer is told about comes with a new expected arrival: at least
+    `REFUND_DELAY_ETA` from now (staged for the transition that records the delay)."""
+    later = timezone.now() + settings.REFUND_DELAY_ETA
+    if refund.expected_arrival_at is None or refund.expected_arrival_at < later:
+        _stage(refund, expected_arrival_at=later)
 
 
 def _save_staged(refund: Refund) -> None:
@@ -366,7 +376,7 @@ def _create_decided(refund: Refund, decision: Decision, *, actor: str) -> None:
     if decision.outcome == "approved":
         refund.next_poll_at = timezone.now() + settings.REFUND_SUBMIT_GRACE
     refund.save(force_insert=True)
-    RefundEvent.objects.bulk_create(
+    _, decided = RefundEvent.objects.bulk_create(
         [
             RefundEvent(
                 refund=refund,
@@ -390,6 +400,7 @@ def _create_decided(refund: Refund, decision: Decision, *, actor: str) -> None:
             ),
         ]
     )
+    refund_event_recorded.send(sender=Refund, refund=refund, event=decided)
     _announce_move(refund, from_status=S.REQUESTED, code=code, party=Party.PLATFORM)
 
 
@@ -659,6 +670,8 @@ def _apply_result(refund: Refund, result: ChannelResult, *, source: str) -> str:
         if status in (S.SUBMITTED, S.UNKNOWN):
             held = kind == TransferStatus.HELD
             refund.next_poll_at = timezone.now() + settings.REFUND_POLL_INTERVAL
+            if held:
+                _push_eta(refund)
             _move(
                 refund,
                 "mark_processing",
@@ -673,6 +686,8 @@ def _apply_result(refund: Refund, result: ChannelResult, *, source: str) -> str:
             # still reach the timeline (once: polls keep seeing it), or nobody learns the bank holds it.
             last = refund.events.order_by("-created_at", "-id").values_list("code", flat=True).first()
             if kind == TransferStatus.HELD and last != "held_by_bank":
+                _push_eta(refund)
+                _save_staged(refund)
                 _record(refund, code="held_by_bank", party=Party.BANK, actor=actor, from_status=status)
                 return "applied"
             return "no_change"
@@ -799,6 +814,8 @@ def _fail(refund: Refund, actor: str, result: ChannelResult) -> None:
     refund.responsible_party = reason.responsible_party if reason else Party.BANK
     retryable = bool(reason and reason.retryable) and refund.retry_count < settings.REFUND_MAX_RETRIES
     refund.next_poll_at = timezone.now() + _backoff(refund.retry_count) if retryable else None
+    if refund.responsible_party != Party.CUSTOMER:
+        _push_eta(refund)  # retried later or looked at by staff: either way, later than promised
     _move(
         refund,
         "fail",

@@ -20,7 +20,19 @@ STEPS = {
         "zh-hans": "银行退回了款项（账户可能已注销）",
         "en": "The bank returned the money (account may be closed)",
     },
-    "cancelled": {"zh-hans": "退款已取消", "en": "Refund cancelled"},
+    "cancelled": {"zh-hans": "已取消", "en": "Cancelled"},
+    # withdrawals
+    "created": {"zh-hans": "已收到您的提现申请", "en": "We received your withdrawal request"},
+    "checking": {"zh-hans": "正在进行安全检查", "en": "Running safety checks"},
+    "held": {"zh-hans": "安全审核中,可能需要您补充材料", "en": "Under security review; we may need documents"},
+    "released": {"zh-hans": "审核通过", "en": "Review passed"},
+    "pending_approval": {"zh-hans": "等待复核", "en": "Waiting for a second check"},
+    "precheck_failed": {
+        "zh-hans": "检查未通过,请核对银行卡信息",
+        "en": "Checks failed; please check your card details",
+    },
+    "paid": {"zh-hans": "已到账", "en": "The money has arrived"},
+    "returned": {"zh-hans": "银行退回了款项", "en": "The bank returned the money"},
 }
 
 PARTIES = {

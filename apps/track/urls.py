@@ -1,6 +1,12 @@
 from django.urls import path
 
+from apps.notifications import views as notification_views
 from apps.track import views
 
 app_name = "track"
-urlpatterns = [path("<str:token>/", views.refund_progress, name="refund")]
+urlpatterns = [
+    path("<str:token>/", views.refund_progress, name="refund"),
+    path("w/<str:token>/", views.withdrawal_progress, name="withdrawal"),
+    path("<str:token>/inbox/", notification_views.customer_inbox, name="inbox"),
+    path("<str:token>/inbox/read", notification_views.customer_inbox_read, name="inbox-read"),
+]

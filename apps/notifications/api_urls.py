@@ -1,0 +1,17 @@
+"""Notification routes under /api/v1/ (the Twilio webhook lives in apps.notifications.urls)."""
+
+from django.urls import path
+
+from apps.notifications import api
+
+urlpatterns = [
+    path("notifications", api.NotificationListView.as_view(), name="notification-list"),
+    path("notifications/<int:pk>", api.NotificationDetailView.as_view(), name="notification-detail"),
+    path("customers/<str:external_id>/inbox", api.CustomerInboxView.as_view(), name="customer-inbox"),
+    path("customers/<str:external_id>/inbox/read", api.CustomerInboxReadView.as_view(), name="customer-inbox-read"),
+    path(
+        "customers/<str:external_id>/notification-preferences",
+        api.CustomerPreferenceView.as_view(),
+        name="customer-notification-preferences",
+    ),
+]

@@ -1,0 +1,65 @@
+"""Live notifications over WebSocket: what `providers._push` sends to a recipient's group reaches
+the pages they have open.
+
+    /ws/r/<token>/         a customer, authenticated by their refund's progress token; joins
+                           `notify.customer.<customer_id>` (close 4404 for a tampered or expired link)
+    /ws/notifications/     signed-in staff; joins `notify.user.<user_id>` (close 4401 otherwise)
+
+Read-only: the socket only relays; marking read goes through HTTP.
+"""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.refunds.services import refund_get_by_progress_token
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+def customer_group(customer_id: int) -> str:
+    return f"notify.customer.{customer_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"notify.user.{user_id}"
+
+
+@database_sync_to_async
+def _customer_id_for(token: str) -> int | None:
+    refund = refund_get_by_progress_token(token)
+    return refund.customer_id if refund is not None else None
+
+
+class NotificationConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self):
+        token = self.scope.get("url_route", {}).get("kwargs", {}).get("token")
+        if token is not None:
+            customer_id = await _customer_id_for(token)
+            if customer_id is None:
+                await self.close(code=CLOSE_NOT_FOUND)
+                return
+            self.group = customer_group(customer_id)
+        else:
+            user = self.scope.get("user")
+            if user is None or not user.is_authenticated:
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
+            self.group = user_group(user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        """Nothing is accepted from the browser."""
+
+    async def notify_event(self, event):
+        """Relay a message sent to the recipient's group (`type: notify.event`) to the browser."""
+        await self.send_json(event["payload"])

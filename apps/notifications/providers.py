@@ -1,0 +1,261 @@
+"""Where a notification leaves RefundGuard: one interface, one provider per channel.
+
+- `sms`, `voice`: Twilio through the official client when `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN`/
+  `TWILIO_FROM_NUMBER` are set; otherwise the sandbox provider, which records the message in
+  `SandboxMessage` and sends nothing.
+- `email`: Django's email backend (console in the embedded setup).
+- `push`, `inbox`: the inbox is the `Notification` row itself; both are pushed live over Django
+  Channels to the recipient's group (the customer's progress page, the staff console).
+
+Providers do I/O only; they never touch a `Notification`'s status (apps.notifications.services does).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.urls import reverse
+
+from apps.notifications.models import Channel, Notification, SandboxMessage
+
+logger = logging.getLogger(__name__)
+
+
+class ProviderError(Exception):
+    """The provider refused or could not be reached. `retryable`: try again later (network, 5xx,
+    429); otherwise the message cannot be sent this way (bad number, unsubscribed)."""
+
+    def __init__(self, message: str, *, retryable: bool, code: str = "") -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    provider: str
+    provider_id: str = ""
+    # True when handing over is delivery (the inbox row exists; nothing reports back later).
+    delivered: bool = False
+    # True when a status callback will follow (Twilio).
+    reports_back: bool = False
+
+
+def recipient_group(notification: Notification) -> str:
+    """The Channels group a recipient's open pages join (apps.notifications.consumers)."""
+    if notification.customer_id:
+        return f"notify.customer.{notification.customer_id}"
+    return f"notify.user.{notification.user_id}"
+
+
+def status_callback_url() -> str:
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("notifications:twilio-status")
+
+
+class Provider:
+    name = ""
+    # Whether `find_sent` can tell if an interrupted send reached the provider.
+    can_query = False
+
+    def send(self, notification: Notification) -> SendResult:
+        raise NotImplementedError
+
+    def find_sent(self, notification: Notification) -> str | None:
+        """The provider's id for this notification if it was handed over already, else None."""
+        return None
+
+
+class SandboxProvider(Provider):
+    """SMS and voice without credentials: recorded, not sent (`make run`, tests, demos)."""
+
+    name = "sandbox"
+    can_query = True
+
+    def send(self, notification: Notification) -> SendResult:
+        prefix = "CA" if notification.channel == Channel.VOICE else "SM"
+        sid = prefix + uuid.uuid4().hex
+        SandboxMessage.objects.create(
+            sid=sid,
+            channel=notification.channel,
+            to=notification.address,
+            body=notification.body,
+            notification_id=notification.pk,
+        )
+        return SendResult(provider=self.name, provider_id=sid)
+
+    def find_sent(self, notification: Notification) -> str | None:
+        found = SandboxMessage.objects.filter(notification_id=notification.pk).values_list("sid", flat=True).first()
+        return found
+
+
+_VOICE_LANGUAGE = {"zh-hans": "cmn-CN", "en": "en-US"}
+
+
+def voice_twiml(notification: Notification) -> str:
+    """What the callee hears: the message read twice (a page is easy to miss the first time)."""
+    language = _VOICE_LANGUAGE.get(notification.locale, "en-US")
+    said = f'<Say language="{language}">{escape(notification.body)}</Say>'
+    return f'<Response>{said}<Pause length="1"/>{said}</Response>'
+
+
+# Seconds a Twilio request may take. The client's default is no timeout: a hung connection would
+# outlive NOTIFY_SENDING_LEASE and the sweep would look the message up and send it again while the
+# first worker still waits. Well below the lease (120 s).
+TWILIO_TIMEOUT_SECONDS = 15
+
+
+class TwilioProvider(Provider):
+    """SMS and voice through Twilio's REST API (the official `twilio` client)."""
+
+    name = "twilio"
+
+    def __init__(self, channel: str = Channel.SMS) -> None:
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.rest import Client
+
+        self.client = Client(
+            settings.TWILIO_ACCOUNT_SID,
+            settings.TWILIO_AUTH_TOKEN,
+            http_client=TwilioHttpClient(timeout=TWILIO_TIMEOUT_SECONDS),
+        )
+        self.from_number = settings.TWILIO_FROM_NUMBER
+        # Only SMS can be found again (by number and body); an interrupted call cannot, so it is
+        # not repeated blindly: the sweep fails it and voice's fallback (SMS) carries the message.
+        self.can_query = channel == Channel.SMS
+
+    def send(self, notification: Notification) -> SendResult:
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
+        if notification.attempts > 1 and self.can_query:
+            # An earlier attempt may have reached Twilio before it failed (a read timeout, a 5xx
+            # after accepting): ask before sending a second copy.
+            sid = self.find_sent(notification)
+            if sid:
+                return SendResult(provider=self.name, provider_id=sid, reports_back=True)
+        try:
+            if notification.channel == Channel.VOICE:
+                resource = self.client.calls.create(
+                    to=notification.address,
+                    from_=self.from_number,
+                    twiml=voice_twiml(notification),
+                    status_callback=status_callback_url(),
+                    status_callback_event=["completed"],
+                )
+            else:
+                resource = self.client.messages.create(
+                    to=notification.address,
+                    from_=self.from_number,
+                    body=notification.body,
+                    status_callback=status_callback_url(),
+                )
+        except TwilioRestException as exc:
+            retryable = exc.status == 429 or exc.status >= 500
+            raise ProviderError(
+                f"twilio {exc.status} {exc.code}: {exc.msg}", retryable=retryable, code=str(exc.code)
+            ) from exc
+        except (TwilioException, OSError) as exc:  # transport errors: requests' exceptions are OSErrors
+            raise ProviderError(f"twilio unreachable: {type(exc).__name__}", retryable=True) from exc
+        return SendResult(provider=self.name, provider_id=resource.sid, reports_back=True)
+
+    def find_sent(self, notification: Notification) -> str | None:
+        """Twilio has no idempotency key: look among the latest messages to the same number for one
+        with the same body, created since this notification was written. (`DateSent` stays empty
+        while a message waits in Twilio's queue, so the list is not filtered by it.)"""
+        if notification.channel != Channel.SMS:
+            return None
+        try:
+            recent = [
+                m
+                for m in self.client.messages.list(to=notification.address, from_=self.from_number, limit=50)
+                if m.date_created is None or m.date_created >= notification.created_at.replace(microsecond=0)
+            ]
+        except Exception:
+            logger.exception("notifications: cannot query Twilio for notification %s", notification.pk)
+            raise ProviderError("twilio query failed", retryable=True) from None
+        for message in recent:
+            if message.body == notification.body:
+                return message.sid
+        return None
+
+
+class EmailProvider(Provider):
+    name = "email"
+
+    def send(self, notification: Notification) -> SendResult:
+        message_id = f"<notification-{notification.pk}@{settings.NOTIFY_EMAIL_DOMAIN}>"
+        body = notification.body if not notification.link else f"{notification.body}\n\n{notification.link}"
+        email = EmailMessage(
+            subject=notification.title or notification.body[:80],
+            body=body,
+            to=[notification.address],
+            headers={"Message-ID": message_id},
+        )
+        try:
+            email.send(fail_silently=False)
+        except OSError as exc:  # smtplib errors are OSErrors
+            raise ProviderError(f"email: {type(exc).__name__}", retryable=True) from exc
+        return SendResult(provider=self.name, provider_id=message_id)
+
+
+def _push(notification: Notification, event: str) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    payload = {
+        "type": "notification",
+        "event": event,
+        "id": notification.pk,
+        "channel": notification.channel,
+        "priority": notification.priority,
+        "title": notification.title,
+        "body": notification.body,
+        "link": notification.link,
+        "reference": notification.reference,
+        "created_at": notification.created_at.isoformat(),
+    }
+    try:
+        async_to_sync(layer.group_send)(recipient_group(notification), {"type": "notify.event", "payload": payload})
+    except Exception as exc:
+        raise ProviderError(f"channel layer: {type(exc).__name__}", retryable=True) from exc
+
+
+class PushProvider(Provider):
+    name = "channels"
+
+    def send(self, notification: Notification) -> SendResult:
+        _push(notification, "push")
+        return SendResult(provider=self.name)
+
+
+class InboxProvider(Provider):
+    """The row is the inbox message; handing over means telling open pages a new one is there."""
+
+    name = "inbox"
+
+    def send(self, notification: Notification) -> SendResult:
+        try:
+            _push(notification, "inbox")
+        except ProviderError:
+            logger.warning("notifications: inbox %s stored but not pushed live", notification.pk)
+        return SendResult(provider=self.name, delivered=True)
+
+
+def twilio_configured() -> bool:
+    return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_FROM_NUMBER)
+
+
+def provider_for(channel: str) -> Provider:
+    if channel in (Channel.SMS, Channel.VOICE):
+        return TwilioProvider(channel) if twilio_configured() else SandboxProvider()
+    if channel == Channel.EMAIL:
+        return EmailProvider()
+    if channel == Channel.PUSH:
+        return PushProvider()
+    return InboxProvider()

@@ -1,0 +1,145 @@
+"""Twilio delivery reports (POST /webhooks/twilio/status/) and the customer's inbox reached from a
+progress link (/r/<token>/inbox/).
+
+Twilio delivery reports:
+
+Every request is authenticated with Twilio's `X-Twilio-Signature` (HMAC-SHA1 of the public URL and
+the form parameters, keyed with the account's auth token) before anything is read or written.
+403 for a missing or wrong signature (or no token configured), 400 without a sid or status, 404
+for a sid RefundGuard never sent, 204 otherwise — a replayed report too, so Twilio stops retrying.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from twilio.request_validator import RequestValidator
+
+from apps.common.errors import NotFoundError, error_body
+from apps.notifications import selectors, services
+from apps.notifications.api import InboxItemSerializer, MarkReadSerializer
+from apps.refunds.services import refund_get_by_progress_token
+
+logger = logging.getLogger(__name__)
+
+# SMS reports carry MessageSid + MessageStatus, voice reports CallSid + CallStatus.
+_SID_AND_STATUS = (("MessageSid", "MessageStatus"), ("CallSid", "CallStatus"))
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status)
+
+
+def _signature_valid(request) -> bool:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return False
+    # Twilio signs the URL it called — ours as the public sees it, not as the proxy forwards it — and
+    # every form parameter; the QueryDict is passed whole so a repeated parameter is signed as sent.
+    url = settings.PUBLIC_BASE_URL.rstrip("/") + request.get_full_path()
+    return RequestValidator(settings.TWILIO_AUTH_TOKEN).validate(url, request.POST, signature)
+
+
+@csrf_exempt
+@require_POST
+def twilio_status(request):
+    """Authenticate a Twilio status callback, then hand it to
+    `services.notification_apply_provider_status` (deduplicated on sid + status there)."""
+    if not settings.TWILIO_AUTH_TOKEN:
+        logger.warning("twilio status callback refused: TWILIO_AUTH_TOKEN is not configured")
+        return _error(403, "signature_unverifiable", "Twilio callbacks cannot be verified here.")
+    try:
+        valid = _signature_valid(request)
+    except RequestDataTooBig:
+        return _error(413, "payload_too_large", "Request body is too large.")
+    if not valid:
+        # Never the body: it holds phone numbers, and a forged one is not worth keeping.
+        logger.warning(
+            "twilio status callback refused: %s signature from %s",
+            "wrong" if request.headers.get("X-Twilio-Signature") else "missing",
+            request.META.get("REMOTE_ADDR", "?"),
+        )
+        return _error(403, "signature_mismatch", "The X-Twilio-Signature does not match this request.")
+
+    params = request.POST.dict()
+    for sid_name, status_name in _SID_AND_STATUS:
+        sid, status = params.get(sid_name, ""), params.get(status_name, "")
+        if sid or status:
+            break
+    if not sid or not status:
+        return _error(400, "validation_error", "MessageSid and MessageStatus (or CallSid and CallStatus) are required.")
+    try:
+        services.notification_apply_provider_status(provider="twilio", provider_id=sid, status=status, payload=params)
+    except NotFoundError as exc:
+        return _error(404, exc.code, exc.message)
+    return HttpResponse(status=204)
+
+
+# --- the customer's inbox, reached from a refund's progress link (routed in apps/track/urls.py) ---
+
+# The page shows the latest messages; older ones stay reachable through the merchant's API.
+INBOX_PAGE_SIZE = 100
+
+
+def _customer_of(token: str):
+    refund = refund_get_by_progress_token(token)
+    return refund.customer if refund is not None else None
+
+
+def _link_not_found() -> JsonResponse:
+    return _error(404, "not_found", "This link is not valid or has expired.")
+
+
+def _flat_errors(errors, prefix: str = "") -> dict[str, list[str]]:
+    """Serializer errors as the API's `fields` ({"ids.0": ["..."]})."""
+    if isinstance(errors, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in errors.items():
+            out.update(_flat_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix or "non_field_errors": [str(m) for m in errors]}
+
+
+@require_GET
+def customer_inbox(request, token: str):
+    """GET /r/<token>/inbox/: the inbox of the refund's customer, newest first. The link is the
+    key: a tampered or expired token is a 404 and shows nothing."""
+    customer = _customer_of(token)
+    if customer is None:
+        return _link_not_found()
+    rows = selectors.inbox_list_for_customer(customer=customer)[:INBOX_PAGE_SIZE]
+    return JsonResponse(
+        {
+            "unread_count": selectors.inbox_unread_count(customer=customer),
+            "results": InboxItemSerializer(rows, many=True).data,
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
+@csrf_exempt  # no cookie authenticates this: the signed token in the URL does, so there is nothing to forge
+@require_POST
+def customer_inbox_read(request, token: str):
+    """POST /r/<token>/inbox/read with {"ids": [..]} or {"all": true}: mark the customer's inbox
+    messages read (`services.inbox_mark_read`; ids of other customers are ignored). A bad body is a
+    400 and writes nothing."""
+    customer = _customer_of(token)
+    if customer is None:
+        return _link_not_found()
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, RequestDataTooBig):
+        return _error(400, "parse_error", 'Send JSON: {"ids": [..]} or {"all": true}.')
+    data = MarkReadSerializer(data=body)
+    if not data.is_valid():
+        fields = _flat_errors(data.errors)
+        message = fields.pop("non_field_errors", ["Some fields are invalid."])[0]
+        return JsonResponse(error_body("validation_error", message, fields), status=400)
+    marked = services.inbox_mark_read(customer=customer, notification_ids=data.notification_ids())
+    return JsonResponse({"marked": marked})

@@ -1,0 +1,312 @@
+"""The customer's inbox: through the merchant API (`/api/v1/customers/{external_id}/inbox`) and
+through the customer's own progress link (`/r/<token>/inbox/`). Listing shows that customer's
+inbox messages only, newest first; marking read counts exactly the rows it changed; a bad body or
+a bad link is refused and writes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.utils import timezone
+
+from apps.notifications import services
+from apps.notifications.models import Notification
+from apps.refunds.models import Refund
+from apps.refunds.services import refund_progress_token
+from tests.factories import CustomerFactory, OrderFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+CONTEXT = {"amount": "¥199.00", "party": "bank", "bank": "工商银行"}
+INBOX, READ = "/api/v1/customers/{}/inbox", "/api/v1/customers/{}/inbox/read"
+
+
+def notify(recipient, event_key: str, *, priority: str = "medium", reference: str = "o-1", now=None) -> int:
+    return services.notify(
+        recipient=recipient,
+        template_key="refund_delayed",
+        priority=priority,
+        event_key=event_key,
+        context=CONTEXT,
+        reference=reference,
+        link="http://x/r/t/",
+        now=now,
+    )
+
+
+def make_refund(customer) -> Refund:
+    order = OrderFactory(merchant=customer.merchant, customer=customer, amount=19900)
+    return Refund.objects.create(
+        merchant=customer.merchant,
+        order=order,
+        customer=customer,
+        amount=19900,
+        currency="CNY",
+        reason="mistake",
+        status="submitted",
+    )
+
+
+@pytest.fixture
+def carol(merchant):
+    return CustomerFactory(merchant=merchant, external_id="carol", phone="+8613800000001", locale="zh-hans")
+
+
+@pytest.fixture
+def dave(merchant):
+    return CustomerFactory(merchant=merchant, external_id="dave", phone="+8613800000002", locale="en")
+
+
+@pytest.fixture
+def inbox(carol, dave):
+    """Carol: three causes an hour apart (o-1 oldest, o-3 newest), each with an inbox row; Dave: one."""
+    start = timezone.now() - dt.timedelta(hours=3)
+    for n in (1, 2, 3):
+        notify(carol, f"refund:{n}:delayed", reference=f"o-{n}", now=start + dt.timedelta(hours=n))
+    notify(dave, "refund:9:delayed", reference="o-9", priority="high")
+    carols = list(
+        Notification.objects.filter(customer=carol, channel="inbox")
+        .order_by("-created_at")
+        .values_list("pk", flat=True)
+    )
+    return {
+        "carol": carols,
+        "dave": list(Notification.objects.filter(customer=dave, channel="inbox").values_list("pk", flat=True)),
+    }
+
+
+def read_at_of(**filters) -> list:
+    return sorted(Notification.objects.filter(**filters).values_list("pk", "read_at"))
+
+
+def unread(customer) -> int:
+    return Notification.objects.filter(customer=customer, channel="inbox", read_at__isnull=True).count()
+
+
+# --- merchant API ----------------------------------------------------------------------------
+
+
+def test_inbox_lists_only_that_customers_inbox_rows_newest_first(api, inbox, carol):
+    response = api.get(INBOX.format("carol"))
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert [row["id"] for row in body["results"]] == inbox["carol"]
+    assert [row["reference"] for row in body["results"]] == ["o-3", "o-2", "o-1"]
+    assert body["count"] == 3
+    assert body["unread_count"] == 3
+    assert Notification.objects.filter(customer=carol).count() == 6  # push rows are not in the inbox
+    first = body["results"][0]
+    assert set(first) == {
+        "id",
+        "priority",
+        "template_key",
+        "title",
+        "body",
+        "link",
+        "reference",
+        "read_at",
+        "created_at",
+    }
+    assert first["title"] == "退款延迟到账"
+    assert "工商银行" in first["body"]
+
+
+def test_inbox_is_paginated_and_unread_count_covers_all_pages(api, inbox):
+    body = api.get(INBOX.format("carol"), {"limit": 1}).json()
+
+    assert len(body["results"]) == 1
+    assert body["count"] == 3
+    assert body["unread_count"] == 3
+    assert body["next"]
+
+
+def test_mark_read_by_ids_counts_exactly_the_rows_it_changed(api, inbox, carol, dave):
+    newest, middle, oldest = inbox["carol"]
+
+    first = api.post(READ.format("carol"), {"ids": [newest, middle]}, format="json")
+    again = api.post(READ.format("carol"), {"ids": [newest]}, format="json")
+
+    assert first.status_code == 200
+    assert first.json() == {"marked": 2}
+    assert again.json() == {"marked": 0}
+    assert Notification.objects.get(pk=oldest).read_at is None
+    assert Notification.objects.filter(pk__in=[newest, middle], read_at__isnull=False).count() == 2
+    listing = api.get(INBOX.format("carol")).json()
+    assert listing["unread_count"] == 1
+    assert [row["read_at"] is not None for row in listing["results"]] == [True, True, False]
+    assert unread(dave) == 1
+
+
+def test_mark_read_ignores_other_customers_and_non_inbox_ids(api, inbox, carol, dave):
+    push = Notification.objects.filter(customer=carol, channel="push").values_list("pk", flat=True)
+    before = read_at_of()
+
+    response = api.post(READ.format("carol"), {"ids": [*inbox["dave"], *push, 10**9]}, format="json")
+
+    assert response.json() == {"marked": 0}
+    assert read_at_of() == before
+
+
+def test_mark_all_read(api, inbox, carol, dave):
+    api.post(READ.format("carol"), {"ids": [inbox["carol"][0]]}, format="json")
+
+    response = api.post(READ.format("carol"), {"all": True}, format="json")
+
+    assert response.json() == {"marked": 2}
+    assert unread(carol) == 0
+    assert unread(dave) == 1
+    assert api.post(READ.format("carol"), {"all": True}, format="json").json() == {"marked": 0}
+
+
+BAD_BODIES = [
+    ({}, "non_field_errors"),
+    ({"ids": []}, "ids"),
+    ({"ids": "1"}, "ids"),
+    ({"ids": [0]}, "ids.0"),
+    ({"ids": [-1]}, "ids.0"),
+    ({"ids": [2**64]}, "ids.0"),
+    ({"ids": ["x"]}, "ids.0"),
+    ({"ids": list(range(1, 502))}, "ids"),
+    ({"all": False}, "all"),
+    ({"all": "true"}, "all"),
+    ({"all": 1}, "all"),
+    ({"ids": [1], "all": True}, "non_field_errors"),
+    ({"everything": True}, "everything"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_BODIES)
+def test_bad_mark_read_body_is_400_and_nothing_written(api, inbox, body, field):
+    before = read_at_of()
+
+    response = api.post(READ.format("carol"), body, format="json")
+
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    if field == "non_field_errors":
+        assert error["fields"] == {}
+    else:
+        assert field in error["fields"], error
+    assert read_at_of() == before
+
+
+@pytest.mark.parametrize("raw", ["[1, 2]", '"all"', "null", "{not json"])
+def test_mark_read_body_that_is_not_an_object_is_400(api, inbox, raw):
+    before = read_at_of()
+
+    response = api.generic("POST", READ.format("carol"), data=raw, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in {"validation_error", "parse_error"}
+    assert read_at_of() == before
+
+
+def test_other_merchants_customer_inbox_is_404_and_nothing_marked(other_api, inbox):
+    before = read_at_of()
+
+    listing = other_api.get(INBOX.format("carol"))
+    marking = other_api.post(READ.format("carol"), {"all": True}, format="json")
+
+    assert listing.status_code == marking.status_code == 404
+    assert marking.json()["error"]["code"] == "not_found"
+    assert "o-1" not in listing.content.decode()
+    assert read_at_of() == before
+
+
+# --- the customer's own inbox, from the progress link -----------------------------------------
+
+
+@pytest.fixture
+def carols_link(carol) -> str:
+    return refund_progress_token(make_refund(carol))
+
+
+def test_progress_link_inbox_lists_the_refunds_customer_messages(client, inbox, carols_link):
+    response = client.get(f"/r/{carols_link}/inbox/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert [row["id"] for row in body["results"]] == inbox["carol"]
+    assert body["unread_count"] == 3
+    assert "o-9" not in response.content.decode()
+
+
+def test_progress_link_marks_read(client, inbox, carols_link, carol, dave):
+    url = f"/r/{carols_link}/inbox/read"
+
+    by_id = client.post(
+        url, data=json.dumps({"ids": [inbox["carol"][0], *inbox["dave"]]}), content_type="application/json"
+    )
+    rest = client.post(url, data=json.dumps({"all": True}), content_type="application/json")
+
+    assert by_id.status_code == 200
+    assert by_id.json() == {"marked": 1}
+    assert rest.json() == {"marked": 2}
+    assert unread(carol) == 0
+    assert unread(dave) == 1
+    assert client.get(f"/r/{carols_link}/inbox/").json()["unread_count"] == 0
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_BODIES)
+def test_progress_link_bad_body_is_400_and_nothing_written(client, inbox, carols_link, body, field):
+    before = read_at_of()
+
+    response = client.post(f"/r/{carols_link}/inbox/read", data=json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert set(error) == {"code", "message", "fields"}
+    if field != "non_field_errors":
+        assert field in error["fields"], error
+    assert read_at_of() == before
+
+
+def test_progress_link_unparseable_body_is_400(client, inbox, carols_link):
+    before = read_at_of()
+
+    response = client.post(f"/r/{carols_link}/inbox/read", data="{nope", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+    assert read_at_of() == before
+
+
+@pytest.mark.parametrize("token", ["nonsense", "eyJhIjoxfQ:1abc:forged"])
+def test_tampered_link_shows_nothing_and_marks_nothing(client, inbox, token):
+    before = read_at_of()
+
+    listing = client.get(f"/r/{token}/inbox/")
+    marking = client.post(f"/r/{token}/inbox/read", data=json.dumps({"all": True}), content_type="application/json")
+
+    assert listing.status_code == marking.status_code == 404
+    assert listing.json()["error"]["code"] == "not_found"
+    assert read_at_of() == before
+
+
+def test_expired_link_shows_nothing_and_marks_nothing(client, inbox, carols_link):
+    before = read_at_of()
+
+    with time_machine.travel(timezone.now() + settings.REFUND_LINK_MAX_AGE + dt.timedelta(minutes=1)):
+        listing = client.get(f"/r/{carols_link}/inbox/")
+        marking = client.post(
+            f"/r/{carols_link}/inbox/read", data=json.dumps({"all": True}), content_type="application/json"
+        )
+
+    assert listing.status_code == marking.status_code == 404
+    assert read_at_of() == before
+
+
+def test_progress_link_inbox_refuses_other_methods(client, inbox, carols_link):
+    before = read_at_of()
+
+    assert client.post(f"/r/{carols_link}/inbox/").status_code == 405
+    assert client.get(f"/r/{carols_link}/inbox/read").status_code == 405
+    assert read_at_of() == before
