@@ -28,22 +28,26 @@ def user_group(user_id: int) -> str:
 
 
 @database_sync_to_async
-def _customer_id_for(token: str) -> int | None:
+def _refund_for(token: str) -> tuple[int, int] | None:
     refund = refund_get_by_progress_token(token)
-    return refund.customer_id if refund is not None else None
+    return (refund.customer_id, refund.pk) if refund is not None else None
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
+    # A progress link shows one refund: messages about anything else of the customer stay away.
+    only_subject: dict | None = None
 
     async def connect(self):
         token = self.scope.get("url_route", {}).get("kwargs", {}).get("token")
         if token is not None:
-            customer_id = await _customer_id_for(token)
-            if customer_id is None:
+            found = await _refund_for(token)
+            if found is None:
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
+            customer_id, refund_id = found
             self.group = customer_group(customer_id)
+            self.only_subject = {"type": "refund", "id": refund_id}
         else:
             user = self.scope.get("user")
             if user is None or not user.is_authenticated:
@@ -62,4 +66,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def notify_event(self, event):
         """Relay a message sent to the recipient's group (`type: notify.event`) to the browser."""
-        await self.send_json(event["payload"])
+        payload = event["payload"]
+        if self.only_subject is not None and payload.get("subject") != self.only_subject:
+            return
+        await self.send_json(payload)

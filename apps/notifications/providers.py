@@ -218,6 +218,7 @@ def _push(notification: Notification, event: str) -> None:
         "body": notification.body,
         "link": notification.link,
         "reference": notification.reference,
+        "subject": {"type": notification.subject_type, "id": notification.subject_id},
         "created_at": notification.created_at.isoformat(),
     }
     try:

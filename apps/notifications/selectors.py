@@ -42,13 +42,23 @@ def notification_get_for_merchant(*, merchant: Merchant, pk: int) -> Notificatio
     return notification_list_for_merchant(merchant=merchant).filter(pk=pk).first()
 
 
-def inbox_list_for_customer(*, customer: Customer) -> QuerySet[Notification]:
-    """The customer's inbox: their inbox-channel messages, newest first."""
-    return Notification.objects.filter(customer=customer, channel=Channel.INBOX).order_by("-created_at", "-id")
+def inbox_list_for_customer(
+    *, customer: Customer, subject_type: str | None = None, subject_id: int | None = None
+) -> QuerySet[Notification]:
+    """The customer's inbox: their inbox-channel messages, newest first; only those about one
+    refund or withdrawal when a subject is given (what its progress link may show)."""
+    rows = Notification.objects.filter(customer=customer, channel=Channel.INBOX)
+    if subject_type is not None:
+        rows = rows.filter(subject_type=subject_type, subject_id=subject_id)
+    return rows.order_by("-created_at", "-id")
 
 
-def inbox_unread_count(*, customer: Customer) -> int:
-    return inbox_list_for_customer(customer=customer).filter(read_at__isnull=True).count()
+def inbox_unread_count(*, customer: Customer, subject_type: str | None = None, subject_id: int | None = None) -> int:
+    return (
+        inbox_list_for_customer(customer=customer, subject_type=subject_type, subject_id=subject_id)
+        .filter(read_at__isnull=True)
+        .count()
+    )
 
 
 def preference_get_for_customer(*, customer: Customer) -> Preference | None:

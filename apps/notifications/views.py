@@ -1,5 +1,5 @@
 """Twilio delivery reports (POST /webhooks/twilio/status/) and the customer's inbox reached from a
-progress link (/r/<token>/inbox/).
+progress link (/r/<token>/inbox/, read-only).
 
 Twilio delivery reports:
 
@@ -11,7 +11,6 @@ for a sid RefundGuard never sent, 204 otherwise — a replayed report too, so Tw
 
 from __future__ import annotations
 
-import json
 import logging
 
 from django.conf import settings
@@ -23,7 +22,7 @@ from twilio.request_validator import RequestValidator
 
 from apps.common.errors import NotFoundError, error_body
 from apps.notifications import selectors, services
-from apps.notifications.api import InboxItemSerializer, MarkReadSerializer
+from apps.notifications.api import InboxItemSerializer
 from apps.refunds.services import refund_get_by_progress_token
 
 logger = logging.getLogger(__name__)
@@ -81,65 +80,23 @@ def twilio_status(request):
     return HttpResponse(status=204)
 
 
-# --- the customer's inbox, reached from a refund's progress link (routed in apps/track/urls.py) ---
+# --- one refund's messages, reached from its progress link (routed in apps/track/urls.py) ---
 
 # The page shows the latest messages; older ones stay reachable through the merchant's API.
 INBOX_PAGE_SIZE = 100
 
 
-def _customer_of(token: str):
-    refund = refund_get_by_progress_token(token)
-    return refund.customer if refund is not None else None
-
-
-def _link_not_found() -> JsonResponse:
-    return _error(404, "not_found", "This link is not valid or has expired.")
-
-
-def _flat_errors(errors, prefix: str = "") -> dict[str, list[str]]:
-    """Serializer errors as the API's `fields` ({"ids.0": ["..."]})."""
-    if isinstance(errors, dict):
-        out: dict[str, list[str]] = {}
-        for key, value in errors.items():
-            out.update(_flat_errors(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix or "non_field_errors": [str(m) for m in errors]}
-
-
 @require_GET
 def customer_inbox(request, token: str):
-    """GET /r/<token>/inbox/: the inbox of the refund's customer, newest first. The link is the
-    key: a tampered or expired token is a 404 and shows nothing."""
-    customer = _customer_of(token)
-    if customer is None:
-        return _link_not_found()
-    rows = selectors.inbox_list_for_customer(customer=customer)[:INBOX_PAGE_SIZE]
+    """GET /r/<token>/inbox/: the inbox messages about this refund, newest first. Like the page, the
+    link is single-object and read-only (RELIABILITY.md G11): the customer's other refunds and
+    withdrawals never show here, and nothing is written; a tampered or expired token is a 404."""
+    refund = refund_get_by_progress_token(token)
+    if refund is None:
+        return _error(404, "not_found", "This link is not valid or has expired.")
+    scope = {"customer": refund.customer, "subject_type": "refund", "subject_id": refund.pk}
+    rows = selectors.inbox_list_for_customer(**scope)[:INBOX_PAGE_SIZE]
     return JsonResponse(
-        {
-            "unread_count": selectors.inbox_unread_count(customer=customer),
-            "results": InboxItemSerializer(rows, many=True).data,
-        },
+        {"unread_count": selectors.inbox_unread_count(**scope), "results": InboxItemSerializer(rows, many=True).data},
         json_dumps_params={"ensure_ascii": False},
     )
-
-
-@csrf_exempt  # no cookie authenticates this: the signed token in the URL does, so there is nothing to forge
-@require_POST
-def customer_inbox_read(request, token: str):
-    """POST /r/<token>/inbox/read with {"ids": [..]} or {"all": true}: mark the customer's inbox
-    messages read (`services.inbox_mark_read`; ids of other customers are ignored). A bad body is a
-    400 and writes nothing."""
-    customer = _customer_of(token)
-    if customer is None:
-        return _link_not_found()
-    try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, RequestDataTooBig):
-        return _error(400, "parse_error", 'Send JSON: {"ids": [..]} or {"all": true}.')
-    data = MarkReadSerializer(data=body)
-    if not data.is_valid():
-        fields = _flat_errors(data.errors)
-        message = fields.pop("non_field_errors", ["Some fields are invalid."])[0]
-        return JsonResponse(error_body("validation_error", message, fields), status=400)
-    marked = services.inbox_mark_read(customer=customer, notification_ids=data.notification_ids())
-    return JsonResponse({"marked": marked})

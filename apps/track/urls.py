@@ -8,5 +8,4 @@ urlpatterns = [
     path("<str:token>/", views.refund_progress, name="refund"),
     path("w/<str:token>/", views.withdrawal_progress, name="withdrawal"),
     path("<str:token>/inbox/", notification_views.customer_inbox, name="inbox"),
-    path("<str:token>/inbox/read", notification_views.customer_inbox_read, name="inbox-read"),
 ]

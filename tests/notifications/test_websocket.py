@@ -53,10 +53,16 @@ def progress_token(customer) -> str:
         reason="mistake",
         status="submitted",
     )
-    return refund_progress_token(refund)
+    token = refund_progress_token(refund)
+    REFUND_OF[token] = refund.pk
+    return token
 
 
-def notify(recipient, event_key: str, *, priority: str = "medium") -> int:
+# progress token → the refund it shows
+REFUND_OF: dict[str, int] = {}
+
+
+def notify(recipient, event_key: str, *, priority: str = "medium", refund_id: int | None = None) -> int:
     """Write the messages and dispatch them (as the after-commit task does; a second run is a no-op)."""
     written = services.notify(
         recipient=recipient,
@@ -64,6 +70,8 @@ def notify(recipient, event_key: str, *, priority: str = "medium") -> int:
         priority=priority,
         event_key=event_key,
         context=CONTEXT,
+        subject_type="refund" if refund_id else "",
+        subject_id=refund_id,
         reference="o-1",
         link="http://x/r/t/",
     )
@@ -107,7 +115,8 @@ def test_customer_message_reaches_that_customers_pages_only():
         frank_page = await open_socket(f"/ws/r/{frank_token}/")
         console = await open_socket("/ws/notifications/", staff)
 
-        written = await sync_to_async(notify)(erin, "refund:1:delayed")  # medium: push + inbox
+        # medium: push + inbox
+        written = await sync_to_async(notify)(erin, "refund:1:delayed", refund_id=REFUND_OF[erin_token])
 
         assert written == 2
         for page in (erin_page, erin_second_tab):
@@ -129,6 +138,9 @@ def test_customer_message_reaches_that_customers_pages_only():
         again = await sync_to_async(services.notification_dispatch_event)(event_key="refund:1:delayed")
         assert again == 0
         assert await erin_page.receive_nothing(timeout=0.2)
+        # A message about something else of Erin's never shows on this refund's page (one link, one object).
+        assert await sync_to_async(notify)(erin, "withdrawal:7:held") == 2
+        assert await erin_page.receive_nothing(timeout=0.3)
 
         for c in (erin_page, erin_second_tab, frank_page, console):
             await c.disconnect()
