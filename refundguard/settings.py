@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "apps.payouts",
     "apps.notifications",
     "apps.alerts",
+    "apps.commissions",
     "apps.console",
     "apps.track",
 ]
@@ -245,6 +246,19 @@ CELERY_BEAT_SCHEDULE = {
     "alert-auto-resolve": {
         "task": "apps.alerts.tasks.alert_auto_resolve_due_task",
         "schedule": float(env.int("ALERT_WATCH_TICK_SECONDS", default=300)),
+    },
+    # Commissions: pending → available after the settlement period, then settled into balances.
+    "commission-mature": {
+        "task": "apps.commissions.tasks.commission_mature_task",
+        "schedule": float(env.int("COMMISSION_TICK_SECONDS", default=600)),
+    },
+    "commission-settle": {
+        "task": "apps.commissions.tasks.commission_settle_task",
+        "schedule": float(env.int("COMMISSION_TICK_SECONDS", default=600)),
+    },
+    "commission-abuse-scan": {
+        "task": "apps.commissions.tasks.commission_abuse_scan_task",
+        "schedule": crontab(minute=40, hour=2),
     },
 }
 
@@ -522,6 +536,9 @@ SPECTACULAR_SETTINGS = {
         "DisbursementStatusEnum": "apps.payouts.models.Disbursement.Status",
         "IncidentStatusEnum": "apps.payouts.models.Incident.Status",
         "AlertStatusEnum": "apps.alerts.models.Alert.Status",
+        "CommissionPlanModeEnum": "apps.commissions.models.CommissionPlan.Mode",
+        "RuleModeEnum": "apps.risk.models.Rule.Mode",
+        "CommissionStatusEnum": "apps.commissions.models.Commission.Status",
     },
 }
 
@@ -546,3 +563,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Commissions (apps.commissions) ----------------------------------------------------------------
+# Days a commission stays pending (refund window) before it can be settled into the balance.
+COMMISSION_SETTLEMENT_DAYS = env.int("COMMISSION_SETTLEMENT_DAYS", default=7)
+# How long a distributor's signed statement link (/r/c/<token>/) stays valid.
+COMMISSION_LINK_MAX_AGE = timedelta(days=env.int("COMMISSION_LINK_MAX_AGE_DAYS", default=90))
+# Abuse signal: a distributor with at least MIN_PAID commissions paid in WINDOW_DAYS, of which at
+# least RATE were clawed back after payment, goes on the risk engine's watch list.
+COMMISSION_ABUSE_WINDOW_DAYS = env.int("COMMISSION_ABUSE_WINDOW_DAYS", default=30)
+COMMISSION_ABUSE_MIN_PAID = env.int("COMMISSION_ABUSE_MIN_PAID", default=5)
+COMMISSION_ABUSE_RATE = env.float("COMMISSION_ABUSE_RATE", default=0.30)

@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("apps.risk.urls")),
     path("", include("apps.ledger.urls")),
     path("", include("apps.alerts.urls")),
+    path("", include("apps.commissions.urls")),
     path("", include("apps.notifications.api_urls")),
 ]
 

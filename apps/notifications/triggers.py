@@ -324,14 +324,17 @@ def commission_changed(
     currency: str,
     link: str,
     reason: str = "",
+    cause: str = "",
 ) -> int:
-    """Tell a distributor their commission on an order was frozen, clawed back or released."""
+    """Tell a distributor their commission on an order was frozen, clawed back or released.
+    `cause` (e.g. "refund:12") tells changes apart: a second refund of the order freezes or claws
+    back again, and that is news; the same cause reported twice is not."""
     locale = distributor.locale
     return notify(
         recipient=distributor,
         template_key=COMMISSION_MESSAGES[change],
         priority=Priority.MEDIUM,
-        event_key=f"commission:{commission_id}:{change}",
+        event_key=f"commission:{commission_id}:{change}:{cause}" if cause else f"commission:{commission_id}:{change}",
         context={**_common(locale), "amount": format_amount(amount, currency, locale), "reason": reason},
         subject_type="commission",
         subject_id=commission_id,

@@ -14,6 +14,7 @@ from apps.common.errors import ConflictError, ServiceError
 from apps.ledger.models import LedgerAccount
 from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
 from apps.orders.models import Order, Product, RefundPolicy, UsageEvent
+from apps.orders.signals import order_captured
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def order_create(
                 lines=order_capture_lines(order=order),
                 description=f"capture of order {external_id}",
             )
+            order_captured.send(sender=Order, order=order)
     except IntegrityError:
         raise ConflictError(
             "An order with this external_id already exists.",

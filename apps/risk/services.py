@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Customer, Merchant, User
 from apps.accounts.selectors import customer_is_frozen
-from apps.accounts.services import account_freeze
+from apps.accounts.services import account_freeze, customer_update
 from apps.common.errors import ConflictError, ServiceError
 from apps.risk import caching
 from apps.risk.clusters import cluster_members, cluster_union, linked_customers
@@ -389,3 +389,28 @@ def list_entry_update(*, entry: ListEntry, **changes) -> ListEntry:
 
 def list_entry_delete(*, entry: ListEntry) -> None:
     entry.delete()
+
+
+def customer_watch(*, customer: Customer, reason: str, source: str, detail: dict | None = None, actor: str) -> bool:
+    """Put a customer on watch: every later refund of theirs goes to a person (the refund decision's
+    "watch" tier reads `trust_level`), and a case in the review queue says why.
+
+    Idempotent: one case per customer (subject "customer"); a customer already watched with a case
+    is left alone. Returns True when something changed. Callers: detectors in higher apps (e.g. the
+    commissions abuse scan), inside their transaction.
+    """
+    exists = Case.objects.filter(subject_type="customer", subject_id=customer.pk).exists()
+    changed = False
+    if customer.trust_level != Customer.TrustLevel.WATCH:
+        customer_update(customer=customer, trust_level=Customer.TrustLevel.WATCH)
+        changed = True
+    if not exists:
+        case_open(
+            merchant=customer.merchant,
+            subject_type="customer",
+            subject_id=customer.pk,
+            reason=reason[:500],
+            detail={"source": source, "actor": actor, **(detail or {})},
+        )
+        changed = True
+    return changed
