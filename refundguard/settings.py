@@ -149,6 +149,13 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# How live events (alerts, notifications) reach browsers: "channel_layer" sends them straight to
+# the channel layer (Redis: every process shares it); "database" writes them to a table that the
+# WebSocket process relays into its own in-memory layer — the embedded setup's way across the
+# web, worker and beat processes (apps/common/live.py).
+LIVE_RELAY = env.str("LIVE_RELAY", default="channel_layer" if REDIS_URL else "database")
+LIVE_RELAY_POLL_SECONDS = env.float("LIVE_RELAY_POLL_SECONDS", default=0.5)
+
 # --- Celery -----------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
 # The filesystem transport ignores host and vhost, but naming them keeps kombu from warning

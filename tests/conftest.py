@@ -53,6 +53,13 @@ def _celery_eager():
     app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _live_events_direct(settings):
+    """Live events go straight to the channel layer (one process here); tests of the database relay
+    that crosses processes in the embedded setup switch it on themselves."""
+    settings.LIVE_RELAY = "channel_layer"
+
+
 @pytest.fixture
 def merchant(db):
     return MerchantFactory(name="Merchant A")

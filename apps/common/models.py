@@ -30,3 +30,16 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key}"
+
+
+class LiveEvent(models.Model):
+    """A live update on its way to a Channels group, for setups without a shared channel layer: the
+    WebSocket process relays new rows to its in-memory groups (apps/common/live.py) and old rows are
+    deleted. Nothing here is a record of anything."""
+
+    group = models.CharField(max_length=100)
+    message = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.group} #{self.pk}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from apps.common.live import ensure_relay
 from apps.refunds.services import refund_get_by_progress_token
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -55,6 +56,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 return
             self.group = user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await ensure_relay()
         await self.accept()
 
     async def disconnect(self, code):

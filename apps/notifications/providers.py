@@ -17,12 +17,11 @@ import uuid
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.urls import reverse
 
+from apps.common.live import publish
 from apps.notifications.models import Channel, Notification, SandboxMessage
 
 logger = logging.getLogger(__name__)
@@ -205,9 +204,6 @@ class EmailProvider(Provider):
 
 
 def _push(notification: Notification, event: str) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
     payload = {
         "type": "notification",
         "event": event,
@@ -222,7 +218,7 @@ def _push(notification: Notification, event: str) -> None:
         "created_at": notification.created_at.isoformat(),
     }
     try:
-        async_to_sync(layer.group_send)(recipient_group(notification), {"type": "notify.event", "payload": payload})
+        publish(recipient_group(notification), {"type": "notify.event", "payload": payload})
     except Exception as exc:
         raise ProviderError(f"channel layer: {type(exc).__name__}", retryable=True) from exc
 
