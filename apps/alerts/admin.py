@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 
 from apps.alerts.models import Alert, AlertDelivery, AlertEvent, AlertJobRun, Silence
 from apps.alerts.services import alert_ack, alert_resolve, silence_expire
+from apps.common.admin import ReadOnlyAdmin
 from apps.common.errors import ServiceError
 
 
@@ -42,19 +43,8 @@ def _each(modeladmin, request, queryset, action, done: str) -> None:
         modeladmin.message_user(request, f"{ok} {done}.", level=messages.SUCCESS)
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Alert)
-class AlertAdmin(_ReadOnlyAdmin):
+class AlertAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "tier",
@@ -118,14 +108,14 @@ class SilenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertDelivery)
-class AlertDeliveryAdmin(_ReadOnlyAdmin):
+class AlertDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("id", "alert", "channel", "target", "status", "escalation_level", "created_at")
     list_filter = ("channel", "status")
     readonly_fields = [f.name for f in AlertDelivery._meta.fields]
 
 
 @admin.register(AlertJobRun)
-class AlertJobRunAdmin(_ReadOnlyAdmin):
+class AlertJobRunAdmin(ReadOnlyAdmin):
     list_display = ("job", "window_start", "created_at", "result")
     list_filter = ("job",)
     readonly_fields = [f.name for f in AlertJobRun._meta.fields]

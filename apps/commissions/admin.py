@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from apps.commissions.models import Commission, CommissionDebt, CommissionEvent, CommissionPlan
+from apps.common.admin import ReadOnlyAdmin
 
 
 @admin.register(CommissionPlan)
@@ -12,20 +13,11 @@ class CommissionPlanAdmin(admin.ModelAdmin):
     raw_id_fields = ("merchant", "product")
 
 
-class _ReadOnly(admin.ModelAdmin):
+class _ReadOnly(ReadOnlyAdmin):
     """Read-only: commissions move only through services (receivers, beat tasks)."""
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class CommissionEventInline(admin.TabularInline):

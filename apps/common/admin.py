@@ -3,6 +3,20 @@ from django.contrib import admin
 from apps.common.models import WorkerHeartbeat
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only services write (events, deliveries, audit, provider reports): operators read them
+    in the admin and can never add, change or delete one."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
     list_display = ("name", "last_at", "count", "worker")

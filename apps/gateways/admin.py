@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.common.admin import ReadOnlyAdmin
 from apps.common.crypto import mask_account_number
 from apps.gateways.models import (
     Channel,
@@ -12,20 +13,6 @@ from apps.gateways.models import (
     SandboxSubmission,
     SandboxTransfer,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by services (or by the sandbox bank) only; the admin reads."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 HEALTH_FIELDS = (
     "state",

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils.html import format_html, format_html_join
 
 from apps.accounts.models import Locale
+from apps.common.admin import ReadOnlyAdmin
 from apps.notifications.api import mask_address
 from apps.notifications.models import Notification, Preference, SandboxMessage, Template
 from apps.notifications.rendering import RenderError, forget_templates, mask_card_numbers, render_text
@@ -146,19 +147,8 @@ class TemplateAdmin(admin.ModelAdmin):
         transaction.on_commit(forget_templates)
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Notification)
-class NotificationAdmin(_ReadOnlyAdmin):
+class NotificationAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "created_at",
@@ -204,7 +194,7 @@ class PreferenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(SandboxMessage)
-class SandboxMessageAdmin(_ReadOnlyAdmin):
+class SandboxMessageAdmin(ReadOnlyAdmin):
     """What the sandbox "sent" while no Twilio credentials are set: the phone a developer reads."""
 
     list_display = ("created_at", "channel", "to", "body", "sid", "notification_id")
