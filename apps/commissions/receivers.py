@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 @receiver(order_captured, dispatch_uid="commissions.order_captured")
 def on_order_captured(sender, *, order, **kwargs) -> None:
+    if order.referrer_id is None:
+        return
     try:
         with transaction.atomic():
             commission_accrue(order=order)
@@ -31,8 +33,14 @@ def on_order_captured(sender, *, order, **kwargs) -> None:
         logger.exception("commissions: accrual failed for order %s", order.pk)
 
 
+# The refund events commission_on_refund_event acts on; the others pass without a query.
+_RELEVANT = frozenset({"approved", "manual_review", "succeeded", "rejected", "cancelled", "retry_refused", "failed"})
+
+
 @receiver(refund_event_recorded, dispatch_uid="commissions.refund_event")
 def on_refund_event(sender, *, refund, event, **kwargs) -> None:
+    if event.code not in _RELEVANT or refund.order.referrer_id is None:
+        return  # commissions accrue only up an order's referrer: an order without one has none
     try:
         with transaction.atomic():
             commission_on_refund_event(refund=refund, event=event)
