@@ -2,6 +2,8 @@
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from apps.common.live import ensure_relay
+
 
 def merchant_group(merchant_id: int) -> str:
     return f"console.merchant.{merchant_id}"
@@ -17,6 +19,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         self.group = merchant_group(merchant_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        await ensure_relay()  # without Redis: relay events raised in other processes (apps.common.live)
 
     async def disconnect(self, code):
         if getattr(self, "group", None):

@@ -1,24 +1,559 @@
-from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Sum
-from django.shortcuts import render
+"""Merchant console pages: server-rendered, htmx for actions, live alerts over /ws/console/.
 
-from apps.accounts.models import Customer
-from apps.orders.models import Order, Product
+Views read and call services; they never decide. Every lookup goes through `request.merchant`
+(apps.console.access), so another merchant's object is a 404 and nothing is written.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, datetime, timedelta
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.alerts.models import Alert, Tier
+from apps.alerts.selectors import alert_get_for_owner, alert_list_for_owner, silence_list_for_owner
+from apps.alerts.services import alert_ack, alert_resolve, silence_create
+from apps.commissions.selectors import commission_list_for_merchant
+from apps.common.errors import ServiceError
+from apps.console import selectors
+from apps.console.access import actor, can, forbidden, not_found, permissions_for, staff_view
+from apps.notifications.api import mask_address
+from apps.notifications.selectors import notification_list_for_merchant
+from apps.payouts.models import Disbursement, Kind
+from apps.payouts.selectors import disbursement_get_for_merchant, disbursement_list_for_merchant
+from apps.payouts.services import payout_approve
+from apps.refunds.models import Refund
+from apps.refunds.selectors import refund_list_for_merchant
+from apps.risk.models import Case, Rule
+from apps.risk.rules import rule_stats, rule_update
+from apps.risk.services import case_decide
+
+PAGE_SIZE = 50
+SILENCE_HOURS = (1, 4, 24, 72)
 
 
-@login_required
+def _render(request, template: str, context: dict, *, status: int = 200):
+    context = {"merchant": request.merchant, "can": permissions_for(request.user), **context}
+    return render(request, template, context, status=status)
+
+
+def _is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _int(value) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**63 else None
+
+
+def _date(value) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _page(request, rows):
+    return Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _done(request, message: str, url: str, *, error: bool = False):
+    (messages.error if error else messages.success)(request, message)
+    return redirect(url)
+
+
+# --- overview -------------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_view
 def dashboard(request):
-    """The merchant console's front page: what this merchant has, nothing of anyone else's."""
-    merchant = request.user.merchant
-    if merchant is None:
-        return render(request, "console/no_merchant.html", status=403)
-    orders = Order.objects.filter(merchant=merchant)
-    totals = orders.values("currency").annotate(count=Count("id"), amount=Sum("amount")).order_by("currency")
-    context = {
-        "merchant": merchant,
-        "customer_count": Customer.objects.filter(merchant=merchant).count(),
-        "product_count": Product.objects.filter(merchant=merchant).count(),
-        "order_totals": totals,
-        "recent_orders": orders.select_related("customer", "product").order_by("-paid_at")[:10],
+    """What is wrong right now for this merchant, and what is moving."""
+    merchant = request.merchant
+    return _render(
+        request,
+        "console/dashboard.html",
+        {
+            "alerts": selectors.open_alerts_for_merchant(merchant=merchant)[:50],
+            "alert_counts": selectors.alert_counts_by_tier(merchant=merchant),
+            "in_flight": selectors.in_flight_by_state(merchant=merchant),
+            "today": selectors.refund_figures_today(merchant=merchant),
+            "channels": selectors.channel_health_list(),
+            "open_cases": selectors.open_case_count(merchant=merchant),
+            "pending_approvals": selectors.pending_approval_count(merchant=merchant),
+            "live": True,
+        },
+    )
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_view
+def alert_list(request):
+    tier = request.GET.get("tier") if request.GET.get("tier") in Tier.values else None
+    status = request.GET.get("status") if request.GET.get("status") in Alert.Status.values else None
+    rows = alert_list_for_owner(merchant=request.merchant, tier=tier, status=status).filter(parent__isnull=True)
+    return _render(
+        request,
+        "console/alert_list.html",
+        {
+            "page": _page(request, rows),
+            "tier": tier or "",
+            "status": status or "",
+            "tiers": Tier.values,
+            "statuses": Alert.Status.choices,
+            "silences": silence_list_for_owner(merchant=request.merchant, active=True, now=timezone.now())[:20],
+            "live": True,
+        },
+    )
+
+
+def _alert_or_404(request, pk: int) -> Alert:
+    alert = alert_get_for_owner(merchant=request.merchant, pk=pk)
+    if alert is None:
+        raise not_found(request, "alert", pk)
+    return alert
+
+
+@require_GET
+@staff_view
+def alert_detail(request, pk: int):
+    alert = _alert_or_404(request, pk)
+    return _render(
+        request,
+        "console/alert_detail.html",
+        {
+            "alert": alert,
+            "children": alert.children.order_by("-last_seen_at", "-id") if alert.is_group else [],
+            "events": alert.events.all(),
+            "silence_hours": SILENCE_HOURS,
+        },
+    )
+
+
+def _alert_action(request, pk: int, action: str):
+    alert = _alert_or_404(request, pk)
+    if not can(request.user, action):
+        return forbidden(request, action)
+    note = request.POST.get("note", "")[:2000]
+    error = ""
+    try:
+        if action == "alert_ack":
+            alert_ack(alert_id=alert.pk, actor=actor(request), user=request.user, merchant=request.merchant, note=note)
+        else:
+            alert_resolve(alert_id=alert.pk, actor=actor(request), merchant=request.merchant, note=note)
+    except ServiceError as exc:
+        error = exc.message
+    alert = _alert_or_404(request, pk)
+    if _is_htmx(request):
+        return _render(request, "console/_alert_row.html", {"alert": alert, "error": error})
+    return _done(
+        request,
+        error or f"Alert #{alert.pk} is {alert.get_status_display().lower()}.",
+        reverse("console:alert_detail", args=[alert.pk]),
+        error=bool(error),
+    )
+
+
+@require_POST
+@staff_view
+def alert_ack_view(request, pk: int):
+    return _alert_action(request, pk, "alert_ack")
+
+
+@require_POST
+@staff_view
+def alert_resolve_view(request, pk: int):
+    return _alert_action(request, pk, "alert_resolve")
+
+
+@require_POST
+@staff_view
+def alert_silence_view(request, pk: int):
+    """Silence future alerts like this one (same kind, and channel when it has one) for some hours."""
+    alert = _alert_or_404(request, pk)
+    if not can(request.user, "silence_create"):
+        return forbidden(request, "silence_create")
+    hours = _int(request.POST.get("hours"))
+    url = reverse("console:alert_detail", args=[alert.pk])
+    if hours not in SILENCE_HOURS:
+        return _done(request, "Choose how long to silence.", url, error=True)
+    matchers = {"kind": alert.kind}
+    if alert.channel:
+        matchers["channel"] = alert.channel
+    try:
+        silence_create(
+            matchers=matchers,
+            ends_at=timezone.now() + timedelta(hours=hours),
+            actor=actor(request),
+            merchant=request.merchant,
+            created_by=request.user,
+            comment=request.POST.get("comment", "")[:500] or f"from alert #{alert.pk}",
+        )
+    except ServiceError as exc:
+        return _done(request, exc.message, url, error=True)
+    return _done(request, f"Alerts of kind {alert.kind} are silenced for {hours} h.", url)
+
+
+# --- review queue -------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_view
+def case_list(request):
+    decided = request.GET.get("status") == "decided"
+    rows = Case.objects.filter(merchant=request.merchant).select_related("assignee")
+    rows = (
+        rows.filter(status=Case.Status.DECIDED).order_by("-decided_at", "-id")
+        if decided
+        else rows.exclude(status=Case.Status.DECIDED).order_by("created_at", "id")
+    )
+    page = _page(request, rows)
+    refunds = {
+        r.pk: r
+        for r in refund_list_for_merchant(merchant=request.merchant).filter(
+            pk__in=[c.subject_id for c in page if c.subject_type == "refund"]
+        )
     }
-    return render(request, "console/dashboard.html", context)
+    for case in page:
+        case.refund = refunds.get(case.subject_id) if case.subject_type == "refund" else None
+    return _render(request, "console/case_list.html", {"page": page, "decided": decided})
+
+
+def _case_or_404(request, pk: int) -> Case:
+    case = (
+        Case.objects.filter(merchant=request.merchant, pk=pk)
+        .select_related("assignee")
+        .prefetch_related("notes")
+        .first()
+    )
+    if case is None:
+        raise not_found(request, "case", pk)
+    return case
+
+
+@require_GET
+@staff_view
+def case_detail(request, pk: int):
+    case = _case_or_404(request, pk)
+    refund = disbursement = None
+    if case.subject_type == "refund":
+        refund = refund_list_for_merchant(merchant=request.merchant).filter(pk=case.subject_id).first()
+    elif case.subject_type in Kind.values:
+        disbursement = disbursement_get_for_merchant(
+            merchant=request.merchant, kind=case.subject_type, pk=case.subject_id
+        )
+    decision = refund.decision if refund else {}
+    return _render(
+        request,
+        "console/case_detail.html",
+        {
+            "case": case,
+            "refund": refund,
+            "disbursement": disbursement,
+            "decision": decision,
+            "usage": (decision.get("evidence") or {}).get("usage") or {},
+            "trust": (decision.get("evidence") or {}).get("trust") or {},
+        },
+    )
+
+
+@require_POST
+@staff_view
+def case_decide_view(request, pk: int):
+    """Approve or decline with a note; deciding a refund's case moves the refund (risk.case_decide)."""
+    case = _case_or_404(request, pk)
+    if not can(request.user, "case_decide"):
+        return forbidden(request, "case_decide")
+    url = reverse("console:case_detail", args=[case.pk])
+    decision = request.POST.get("decision", "")
+    if decision not in (Case.Decision.APPROVE, Case.Decision.DECLINE):
+        return _done(request, "Choose approve or decline.", url, error=True)
+    try:
+        case_decide(case=case, decision=decision, actor=actor(request), note=request.POST.get("note", "")[:2000])
+    except ServiceError as exc:
+        return _done(request, exc.message, url, error=True)
+    return _done(request, f"Case #{case.pk}: {decision}d.", url)
+
+
+# --- refunds, payouts, withdrawals ----------------------------------------------------------------
+
+
+def _search_dates(request) -> tuple[date | None, date | None]:
+    return _date(request.GET.get("from")), _date(request.GET.get("to"))
+
+
+@require_GET
+@staff_view
+def refund_list(request):
+    rows = refund_list_for_merchant(merchant=request.merchant)
+    order = request.GET.get("order", "").strip()
+    customer = request.GET.get("customer", "").strip()
+    status = request.GET.get("status", "")
+    since, until = _search_dates(request)
+    if order:
+        rows = rows.filter(order__external_id__icontains=order)
+    if customer:
+        rows = rows.filter(Q(customer__external_id=customer) | Q(customer__name__icontains=customer))
+    if status in Refund.Status.values:
+        rows = rows.filter(status=status)
+    if since:
+        rows = rows.filter(created_at__date__gte=since)
+    if until:
+        rows = rows.filter(created_at__date__lte=until)
+    return _render(
+        request,
+        "console/refund_list.html",
+        {
+            "page": _page(request, rows),
+            "statuses": Refund.Status.choices,
+            "q": {"order": order, "customer": customer, "status": status, "from": since, "to": until},
+        },
+    )
+
+
+def _notifications(request, subject_type: str, subject_id: int) -> list:
+    rows = list(
+        notification_list_for_merchant(merchant=request.merchant, subject_type=subject_type).filter(
+            subject_id=subject_id
+        )[:100]
+    )
+    for row in rows:
+        row.masked_address = mask_address(row.address)
+    return rows
+
+
+@require_GET
+@staff_view
+def refund_detail(request, pk: int):
+    refund = (
+        refund_list_for_merchant(merchant=request.merchant)
+        .select_related("order__product", "channel")
+        .prefetch_related("events")
+        .filter(pk=pk)
+        .first()
+    )
+    if refund is None:
+        raise not_found(request, "refund", pk)
+    case = Case.objects.filter(merchant=request.merchant, subject_type="refund", subject_id=refund.pk).first()
+    return _render(
+        request,
+        "console/refund_detail.html",
+        {
+            "refund": refund,
+            "events": refund.events.all(),
+            "decision": refund.decision or {},
+            "case": case,
+            "notifications": _notifications(request, "refund", refund.pk),
+        },
+    )
+
+
+KIND_OF = {"payouts": Kind.PAYOUT, "withdrawals": Kind.WITHDRAWAL}
+
+
+@require_GET
+@staff_view
+def disbursement_list(request, kind: str):
+    rows = disbursement_list_for_merchant(merchant=request.merchant, kind=KIND_OF[kind])
+    reference = request.GET.get("reference", "").strip()
+    customer = request.GET.get("customer", "").strip()
+    status = request.GET.get("status", "")
+    since, until = _search_dates(request)
+    if reference:
+        rows = rows.filter(Q(reference__icontains=reference) | Q(pk=_int(reference) or 0))
+    if customer:
+        rows = rows.filter(Q(customer__external_id=customer) | Q(customer__name__icontains=customer))
+    if status in Disbursement.Status.values:
+        rows = rows.filter(status=status)
+    if since:
+        rows = rows.filter(created_at__date__gte=since)
+    if until:
+        rows = rows.filter(created_at__date__lte=until)
+    return _render(
+        request,
+        "console/disbursement_list.html",
+        {
+            "kind": kind,
+            "page": _page(request, rows),
+            "statuses": Disbursement.Status.choices,
+            "q": {"reference": reference, "customer": customer, "status": status, "from": since, "to": until},
+        },
+    )
+
+
+def _disbursement_or_404(request, kind: str, pk: int) -> Disbursement:
+    d = disbursement_get_for_merchant(merchant=request.merchant, kind=KIND_OF[kind], pk=pk)
+    if d is None:
+        raise not_found(request, kind[:-1], pk)
+    return d
+
+
+@require_GET
+@staff_view
+def disbursement_detail(request, kind: str, pk: int):
+    d = _disbursement_or_404(request, kind, pk)
+    approvals = list(d.approvals.all())
+    return _render(
+        request,
+        "console/disbursement_detail.html",
+        {
+            "kind": kind,
+            "d": d,
+            "events": d.events.all(),
+            "prechecks": d.prechecks.all(),
+            "approvals": approvals,
+            "may_approve": d.status == Disbursement.Status.PENDING_APPROVAL
+            and can(request.user, "payout_approve")
+            and d.created_by != request.user.get_username()
+            and all(a.approver_id != request.user.pk for a in approvals),
+            "notifications": _notifications(request, KIND_OF[kind], d.pk),
+        },
+    )
+
+
+@require_POST
+@staff_view
+def disbursement_approve_view(request, kind: str, pk: int):
+    """Maker-checker approval through payouts.payout_approve (which refuses the creator)."""
+    d = _disbursement_or_404(request, kind, pk)
+    if not can(request.user, "payout_approve"):
+        return forbidden(request, "payout_approve")
+    url = reverse("console:disbursement_detail", args=[kind, d.pk])
+    try:
+        d = payout_approve(disbursement_id=d.pk, approver=request.user, note=request.POST.get("note", "")[:2000])
+    except ServiceError as exc:
+        return _done(request, exc.message, url, error=True)
+    return _done(request, f"Approval recorded; {kind[:-1]} #{d.pk} is {d.get_status_display().lower()}.", url)
+
+
+@require_GET
+@staff_view
+def approval_list(request):
+    rows = (
+        Disbursement.objects.filter(merchant=request.merchant, status=Disbursement.Status.PENDING_APPROVAL)
+        .select_related("customer", "destination_account")
+        .prefetch_related("approvals__approver")
+        .order_by("created_at", "id")
+    )
+    return _render(request, "console/approval_list.html", {"page": _page(request, rows)})
+
+
+# --- commissions (read-only) ----------------------------------------------------------------------
+
+
+@require_GET
+@staff_view
+def commission_statement(request):
+    beneficiary = request.GET.get("beneficiary", "").strip()
+    rows = commission_list_for_merchant(merchant=request.merchant, beneficiary=beneficiary or None)
+    totals: dict[str, dict[str, int]] = {}
+    for c in rows[:1000]:
+        t = totals.setdefault(c.currency, {"accrued": 0, "clawed_back": 0, "paid": 0})
+        t["accrued"] += c.amount
+        t["clawed_back"] += c.clawed_back_amount
+        t["paid"] += c.paid_amount
+    return _render(
+        request,
+        "console/commission_statement.html",
+        {"beneficiary": beneficiary, "page": _page(request, rows), "totals": totals},
+    )
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+
+def _rules(request):
+    return Rule.objects.filter(Q(merchant=request.merchant) | Q(merchant__isnull=True)).order_by(
+        "scope", "priority", "id"
+    )
+
+
+@require_GET
+@staff_view
+def rule_list(request):
+    rules = list(_rules(request))
+    for rule in rules:
+        rule.stats = rule_stats(rule=rule, merchant=request.merchant)
+    return _render(request, "console/rule_list.html", {"rules": rules, "modes": Rule.Mode.choices})
+
+
+@require_POST
+@staff_view
+def rule_mode_view(request, pk: int):
+    """Switch one of the merchant's own rules between active, shadow and disabled (platform rules
+    are read-only here, as in the API)."""
+    rule = Rule.objects.filter(merchant=request.merchant, pk=pk).first()
+    if rule is None:
+        raise not_found(request, "rule", pk)
+    if not can(request.user, "rule_mode"):
+        return forbidden(request, "rule_mode")
+    mode = request.POST.get("mode", "")
+    if mode not in Rule.Mode.values:
+        return _done(request, "Unknown mode.", reverse("console:rule_list"), error=True)
+    rule_update(rule=rule, actor=actor(request), mode=mode)
+    return _done(request, f"Rule {rule.code} is now {mode}.", reverse("console:rule_list"))
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+REPORT_DAYS = (7, 30, 90)
+
+
+def _report_since(request) -> tuple[int, date]:
+    days = _int(request.GET.get("days"))
+    days = days if days in REPORT_DAYS else 30
+    return days, timezone.localdate() - timedelta(days=days - 1)
+
+
+def _reports(merchant, since: date) -> dict[str, list[dict]]:
+    return {
+        "refund_rate": selectors.report_refund_rate_by_day(merchant=merchant, since=since),
+        "top_reasons": selectors.report_top_reasons_by_product(merchant=merchant, since=since),
+        "outcomes": selectors.report_decision_outcomes(merchant=merchant, since=since),
+        "channel_failures": selectors.report_channel_failure_rate(merchant=merchant, since=since),
+    }
+
+
+@require_GET
+@staff_view
+def reports(request):
+    days, since = _report_since(request)
+    return _render(
+        request,
+        "console/reports.html",
+        {"days": days, "report_days": REPORT_DAYS, "data": _reports(request.merchant, since)},
+    )
+
+
+@require_GET
+@staff_view
+def report_csv(request, name: str):
+    days, since = _report_since(request)
+    data = _reports(request.merchant, since)
+    if name not in data:
+        raise not_found(request, "report", name)
+    rows = data[name]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    stamp = datetime.now(tz=timezone.get_current_timezone()).strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="{name}-{days}d-{stamp}.csv"'
+    writer = csv.writer(response)
+    if rows:
+        writer.writerow(rows[0].keys())
+        for row in rows:
+            # A spreadsheet runs a cell starting with = + - @ as a formula: quote those.
+            writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" else v for v in row.values()])
+    return response

@@ -1,38 +1,111 @@
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""Customer progress pages: one refund or withdrawal per signed link, in the customer's language.
+
+Read-only except for one form: a refund that needs the customer's action takes a new receiving
+account (CSRF-protected POST → `refund_update_destination`, which re-verifies through the bank and
+resumes the refund). Accounts are shown as their last four digits only (G12); a link names one
+object and never shows another (G11).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.shortcuts import redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.commissions.selectors import commission_list_for_beneficiary
 from apps.commissions.services import customer_get_by_statement_token
+from apps.common.errors import ServiceError
 from apps.common.money import Money
+from apps.notifications.selectors import inbox_list_for_customer
 from apps.payouts.services import withdrawal_get_by_progress_token
-from apps.refunds.services import refund_get_by_progress_token
-from apps.track.messages import party_text, step_text
+from apps.refunds.services import refund_get_by_progress_token, refund_update_destination
+from apps.track import progress
+from apps.track.forms import AccountChangeForm
+
+LANGUAGES = ("zh-hans", "en")
+MESSAGES_SHOWN = 20
 
 
-@require_GET
+def page_language(request, customer_locale: str) -> str:
+    """`?lang=en|zh-hans` when given, else the customer's own language (else the site default)."""
+    asked = request.GET.get("lang", "")
+    if asked in LANGUAGES:
+        return asked
+    return customer_locale if customer_locale in LANGUAGES else settings.LANGUAGE_CODE
+
+
+def _invalid(request):
+    return render(request, "track/invalid.html", _support(), status=404)
+
+
+def _support() -> dict:
+    return {"support_phone": settings.NOTIFY_SUPPORT_PHONE, "support_url": settings.NOTIFY_SUPPORT_URL}
+
+
+def _messages(customer, subject_type: str, subject_id: int) -> list:
+    rows = inbox_list_for_customer(customer=customer, subject_type=subject_type, subject_id=subject_id)
+    return list(rows[:MESSAGES_SHOWN])
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
 def refund_progress(request, token: str):
-    """The customer's view of one refund, like a parcel tracker. Read-only; the link is the key."""
+    """The customer's view of one refund, like a parcel tracker; the signed link is the key."""
     refund = refund_get_by_progress_token(token)
     if refund is None:
-        return render(request, "track/invalid.html", status=404)
-    locale = refund.customer.locale
-    timeline = list(refund.events.all())
-    events = [
-        {"text": step_text(e.code, locale), "party": party_text(e.responsible_party, locale), "at": e.created_at}
-        for e in timeline
-    ]
-    context = {
-        "refund": refund,
-        "locale": locale,
-        "status_text": step_text(timeline[-1].code, locale) if timeline else "",
-        "events": events,
-        "account": refund.destination_account.masked_number if refund.destination_account else "",
-        "explanation": refund.decision.get("explanation", ""),
-        "appeal": refund.decision.get("appeal", False),
-        "guidance": getattr(refund, "support_ticket", None) and refund.support_ticket.guidance,
-        "policy": getattr(refund.order.product, "refund_policy", None),
-    }
-    return render(request, "track/refund.html", context)
+        return _invalid(request)
+    locale = page_language(request, refund.customer.locale)
+    with translation.override(locale):
+        form = None
+        status = 200
+        if request.method == "POST":
+            form, response = _change_account(request, refund, locale)
+            if response is not None:
+                return response
+            status = 409 if form is None else 400
+            refund.refresh_from_db()
+        if form is None and refund.status == "needs_action":
+            form = AccountChangeForm(current_account=refund.destination_account)
+        context = {
+            **_support(),
+            "refund": refund,
+            "locale": locale,
+            "token": token,
+            "kind": "refund",
+            "reference": refund.order.external_id,
+            "amount": Money(refund.amount, refund.currency).format(locale),
+            "account": refund.destination_account.masked_number if refund.destination_account else "",
+            "progress": progress.refund_progress(refund),
+            "explanation": (refund.decision or {}).get("explanation", ""),
+            "guidance": getattr(refund, "support_ticket", None) and refund.support_ticket.guidance,
+            "policy": getattr(refund.order.product, "refund_policy", None),
+            "form": form,
+            "not_needed": request.method == "POST" and status == 409,
+            "updated": request.GET.get("updated") == "1",
+            "messages_about": _messages(refund.customer, "refund", refund.pk),
+            "ws_path": f"/ws/r/{token}/",
+            "tz": settings.NOTIFY_DEFAULT_TIME_ZONE,
+        }
+        return render(request, "track/refund.html", context, status=status)
+
+
+def _change_account(request, refund, locale: str):
+    """(form, response): a redirect after a successful change; the bound form when it is invalid;
+    (None, None) when this refund does not take a new account now (nothing is written)."""
+    if refund.status != "needs_action":
+        return None, None
+    form = AccountChangeForm(request.POST, current_account=refund.destination_account)
+    if not form.is_valid():
+        return form, None
+    try:
+        refund_update_destination(
+            refund_id=refund.pk, destination_account=form.account(), actor="customer:progress_link"
+        )
+    except ServiceError:
+        form.add_error(None, _("We could not use this account. Please check it, or contact support."))
+        return form, None
+    return form, redirect(f"{request.path}?lang={locale}&updated=1")
 
 
 @require_GET
@@ -40,22 +113,25 @@ def withdrawal_progress(request, token: str):
     """The customer's view of one withdrawal to their bank card. Read-only; the link is the key."""
     withdrawal = withdrawal_get_by_progress_token(token)
     if withdrawal is None:
-        return render(request, "track/invalid.html", status=404)
-    locale = withdrawal.customer.locale
-    timeline = list(withdrawal.events.all())
-    events = [
-        {"text": step_text(e.code, locale), "party": party_text(e.responsible_party, locale), "at": e.created_at}
-        for e in timeline
-    ]
-    context = {
-        "withdrawal": withdrawal,
-        "reference": f"W{withdrawal.pk:08d}",
-        "locale": locale,
-        "status_text": step_text(timeline[-1].code, locale) if timeline else "",
-        "events": events,
-        "account": withdrawal.destination_account.masked_number,
-    }
-    return render(request, "track/withdrawal.html", context)
+        return _invalid(request)
+    locale = page_language(request, withdrawal.customer.locale)
+    with translation.override(locale):
+        context = {
+            **_support(),
+            "withdrawal": withdrawal,
+            "locale": locale,
+            "token": token,
+            "kind": "withdrawal",
+            "reference": f"W{withdrawal.pk:08d}",
+            "amount": Money(withdrawal.amount, withdrawal.currency).format(locale),
+            "account": withdrawal.destination_account.masked_number,
+            "progress": progress.withdrawal_progress(withdrawal),
+            "messages_about": _messages(withdrawal.customer, "withdrawal", withdrawal.pk),
+            # The notification socket authenticates refund links only; this page refreshes on load.
+            "ws_path": "",
+            "tz": settings.NOTIFY_DEFAULT_TIME_ZONE,
+        }
+        return render(request, "track/withdrawal.html", context)
 
 
 COMMISSION_WORDS = {
