@@ -89,7 +89,9 @@ def _in_ci() -> bool:
 # --- the browser ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API runs an event loop in this thread while it is
+# open, and tests after the browser tests (asyncio.run, async_to_sync) need the thread without one.
+@pytest.fixture(scope="package")
 def browser():
     executable = shutil.which("chromium")
     if executable is None:
