@@ -7,6 +7,7 @@ from apps.notifications.consumers import NotificationConsumer
 
 websocket_urlpatterns = [
     path("ws/console/", ConsoleConsumer.as_asgi()),
+    path("ws/r/w/<str:token>/", NotificationConsumer.as_asgi(), {"kind": "withdrawal"}),
     path("ws/r/<str:token>/", NotificationConsumer.as_asgi()),
     path("ws/notifications/", NotificationConsumer.as_asgi()),
 ]

@@ -2,7 +2,9 @@
 the pages they have open.
 
     /ws/r/<token>/         a customer, authenticated by their refund's progress token; joins
-                           `notify.customer.<customer_id>` (close 4404 for a tampered or expired link)
+                           `notify.customer.<customer_id>` and relays only messages about that
+                           refund (close 4404 for a tampered or expired link)
+    /ws/r/w/<token>/       the same for a withdrawal's progress token
     /ws/notifications/     signed-in staff; joins `notify.user.<user_id>` (close 4401 otherwise)
 
 Read-only: the socket only relays; marking read goes through HTTP.
@@ -14,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.common.live import ensure_relay
+from apps.payouts.services import withdrawal_get_by_progress_token
 from apps.refunds.services import refund_get_by_progress_token
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -29,26 +32,31 @@ def user_group(user_id: int) -> str:
 
 
 @database_sync_to_async
-def _refund_for(token: str) -> tuple[int, int] | None:
+def _subject_for(kind: str, token: str) -> tuple[int, dict] | None:
+    """(customer id, subject) a progress link shows: one refund or one withdrawal."""
+    if kind == "withdrawal":
+        withdrawal = withdrawal_get_by_progress_token(token)
+        return (withdrawal.customer_id, {"type": "withdrawal", "id": withdrawal.pk}) if withdrawal else None
     refund = refund_get_by_progress_token(token)
-    return (refund.customer_id, refund.pk) if refund is not None else None
+    return (refund.customer_id, {"type": "refund", "id": refund.pk}) if refund is not None else None
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
-    # A progress link shows one refund: messages about anything else of the customer stay away.
+    # A progress link shows one refund or withdrawal: messages about anything else of the customer
+    # stay away.
     only_subject: dict | None = None
 
     async def connect(self):
-        token = self.scope.get("url_route", {}).get("kwargs", {}).get("token")
+        kwargs = self.scope.get("url_route", {}).get("kwargs", {})
+        token = kwargs.get("token")
         if token is not None:
-            found = await _refund_for(token)
+            found = await _subject_for(kwargs.get("kind", "refund"), token)
             if found is None:
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
-            customer_id, refund_id = found
+            customer_id, self.only_subject = found
             self.group = customer_group(customer_id)
-            self.only_subject = {"type": "refund", "id": refund_id}
         else:
             user = self.scope.get("user")
             if user is None or not user.is_authenticated:

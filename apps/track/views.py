@@ -127,8 +127,7 @@ def withdrawal_progress(request, token: str):
             "account": withdrawal.destination_account.masked_number,
             "progress": progress.withdrawal_progress(withdrawal),
             "messages_about": _messages(withdrawal.customer, "withdrawal", withdrawal.pk),
-            # The notification socket authenticates refund links only; this page refreshes on load.
-            "ws_path": "",
+            "ws_path": f"/ws/r/w/{token}/",
             "tz": settings.NOTIFY_DEFAULT_TIME_ZONE,
         }
         return render(request, "track/withdrawal.html", context)

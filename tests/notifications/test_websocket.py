@@ -214,3 +214,60 @@ def test_anonymous_staff_socket_is_refused_with_4401():
         await sync_to_async(connections.close_all)()
 
     asyncio.run(scenario())
+
+
+def withdrawal_link(customer) -> tuple[str, int]:
+    from apps.payouts.models import Disbursement
+    from apps.payouts.services import withdrawal_progress_url
+    from tests.factories import BankAccountFactory
+
+    d = Disbursement.objects.create(
+        kind="withdrawal",
+        merchant=customer.merchant,
+        customer=customer,
+        amount=10000,
+        currency="CNY",
+        source_amount=10000,
+        source_currency="CNY",
+        destination_account=BankAccountFactory(customer=customer),
+        destination_country="CN",
+        destination_currency="CNY",
+        created_by="test",
+    )
+    return withdrawal_progress_url(d).rstrip("/").rsplit("/", 1)[-1], d.pk
+
+
+def test_withdrawal_link_gets_that_withdrawals_messages_only():
+    async def scenario():
+        erin, _frank, _staff, _erin_token, _ = await sync_to_async(world)()
+        token, withdrawal_id = await sync_to_async(withdrawal_link)(erin)
+        page = await open_socket(f"/ws/r/w/{token}/")
+
+        def about(event_key: str, subject_type: str, subject_id: int) -> int:
+            written = services.notify(
+                recipient=erin,
+                template_key="withdrawal_delayed",
+                priority="medium",
+                event_key=event_key,
+                context=CONTEXT,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                reference=f"W{subject_id:08d}",
+                link="http://x/r/w/t/",
+            )
+            services.notification_dispatch_event(event_key=event_key)
+            return written
+
+        assert await sync_to_async(about)("withdrawal:delayed", "withdrawal", withdrawal_id) == 2
+        messages = await receive_all(page, 2)
+        assert {m["subject"]["type"] for m in messages} == {"withdrawal"}
+        assert {m["reference"] for m in messages} == {f"W{withdrawal_id:08d}"}
+        # Erin's refund (another subject) stays off this page.
+        assert await sync_to_async(about)("refund:delayed", "refund", 4242) == 2
+        assert await page.receive_nothing(timeout=0.3)
+        assert await refused_with(f"/ws/r/w/{token}x/") == 4404
+
+        await page.disconnect()
+        await sync_to_async(connections.close_all)()
+
+    asyncio.run(scenario())
