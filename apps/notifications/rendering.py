@@ -8,6 +8,7 @@ and the error logged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -98,9 +99,15 @@ def template_choose(*, key: str, channel: str, locale: str, bucket: int) -> Temp
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(source: str):
+    """Compiling is most of a render's cost; the same few wordings are rendered over and over."""
+    return ENGINE.from_string(source)
+
+
 def render_text(source: str, context: dict) -> str:
     try:
-        return ENGINE.from_string(source).render(Context(context, autoescape=False)).strip()
+        return _compiled(source).render(Context(context, autoescape=False)).strip()
     except TemplateSyntaxError as exc:
         raise RenderError(str(exc)) from exc
     except Exception as exc:

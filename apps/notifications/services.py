@@ -95,14 +95,19 @@ def notify(
     reference: str = "",
     link: str = "",
     now: datetime | None = None,
+    fresh: bool = False,
 ) -> int:
     """Write the messages one cause owes one recipient — one per channel the priority, the
     recipient's addresses, preferences and quiet hours allow — in the caller's transaction, and
-    dispatch them after it commits.
+    dispatch them after it commits (low-priority ones wait for the beat sweep, a few seconds, so a
+    request that only owes an inbox note or an email does not also queue a task).
 
     Idempotent per (event_key, channel, recipient): a cause reported twice (a duplicate webhook)
-    writes nothing the second time. `context` holds already-masked, already-formatted values; it
-    is stored to render fallbacks and digests. Returns the number of rows written.
+    writes nothing the second time. `fresh=True` says the key cannot have been used yet (it names a
+    row the caller just wrote, e.g. a timeline event): the check before inserting is skipped and
+    the unique constraint alone guards (a repeat is dropped silently, and counted in the return
+    value as if written). `context` holds already-masked, already-formatted values; it is stored to
+    render fallbacks and digests. Returns the number of rows written.
     """
     now = now or timezone.now()
     who = _recipient(recipient)
@@ -142,8 +147,12 @@ def notify(
                 created_at=now,
             )
         )
-    written = _insert_new(rows)
-    if written:
+    if fresh:
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
+        written = len(rows)
+    else:
+        written = _insert_new(rows)
+    if written and priority != Priority.LOW:
         _dispatch_after_commit(event_key)
     return written
 

@@ -163,11 +163,12 @@ def refund_event(refund, event) -> int:
         "appeal_link": f"{link}#appeal",
         "change_account_link": f"{link}#account",
     }
-    if template_key == "refund_delayed":
+    fresh = template_key != "refund_delayed"
+    if fresh:
+        event_key = f"refund:{refund.pk}:{event.code}:{event.pk}"  # the event was just written
+    else:
         # One delay message per promised arrival time: a new ETA is news, the same one is not.
         event_key = f"refund:{refund.pk}:delayed:{refund.expected_arrival_at:%Y%m%d%H%M}"
-    else:
-        event_key = f"refund:{refund.pk}:{event.code}:{event.pk}"
     return notify(
         recipient=customer,
         template_key=template_key,
@@ -178,6 +179,7 @@ def refund_event(refund, event) -> int:
         subject_id=refund.pk,
         reference=refund.order.external_id,
         link=link,
+        fresh=fresh,
     )
 
 
