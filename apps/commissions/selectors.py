@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from datetime import date
+
+from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from apps.accounts.models import Customer, Merchant
 from apps.commissions.models import Commission, CommissionEvent, CommissionPlan
@@ -47,3 +50,27 @@ def commission_list_for_beneficiary(*, beneficiary: Customer) -> QuerySet[Commis
 
 def commission_plan_list_for_merchant(*, merchant: Merchant) -> QuerySet[CommissionPlan]:
     return CommissionPlan.objects.filter(merchant=merchant).select_related("product").order_by("id")
+
+
+def commission_clawbacks_by_day_for_merchant(*, merchant: Merchant, since: date) -> list[dict]:
+    """Per day (local date) and currency since `since`: minor units clawed back from this merchant's
+    commissions and how many commissions lost money. Events that moved nothing (amount 0: the
+    commission was already clawed back to the refunded share) are not clawbacks."""
+    rows = (
+        CommissionEvent.objects.filter(
+            commission__merchant=merchant, code="clawed_back", amount__gt=0, created_at__date__gte=since
+        )
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "commission__currency")
+        .annotate(amount=Sum("amount"), commissions=Count("commission", distinct=True))
+        .order_by("day", "commission__currency")
+    )
+    return [
+        {
+            "day": r["day"].isoformat(),
+            "currency": r["commission__currency"],
+            "amount": r["amount"],
+            "commissions": r["commissions"],
+        }
+        for r in rows
+    ]

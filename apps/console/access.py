@@ -31,6 +31,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "case_decide": frozenset({R.OWNER, R.REVIEWER}),
     "payout_approve": frozenset({R.OWNER, R.FINANCE}),
     "rule_mode": frozenset({R.OWNER, R.OPERATOR}),
+    "rule_test": frozenset({R.OWNER, R.OPERATOR}),
 }
 
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from django.db.models import Avg, Count, F
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apps.accounts.models import Merchant
 from apps.alerts.models import Alert, Tier
+from apps.common.crypto import mask_account_number
 from apps.gateways.models import ChannelCall, ChannelHealth
 from apps.gateways.services import channel_failed_q
 from apps.orders.models import Order
 from apps.payouts.models import Disbursement, Kind
 from apps.refunds.models import Refund
-from apps.risk.models import Case
+from apps.risk.models import Case, Scope
 
 REFUND_DONE = (
     Refund.Status.SUCCEEDED,
@@ -187,3 +188,61 @@ def report_channel_failure_rate(*, merchant: Merchant, since: date) -> list[dict
         }
         for r in rows
     ]
+
+
+# Hours from request to money arriving: [lower, upper) bounds; the last bucket has no upper bound.
+ARRIVAL_BUCKETS = (
+    ("<1h", timedelta(0), timedelta(hours=1)),
+    ("1-6h", timedelta(hours=1), timedelta(hours=6)),
+    ("6-24h", timedelta(hours=6), timedelta(hours=24)),
+    ("1-3d", timedelta(days=1), timedelta(days=3)),
+    (">3d", timedelta(days=3), None),
+)
+
+
+def report_time_to_arrival(*, merchant: Merchant, since: date) -> list[dict]:
+    """Refunds that succeeded since `since` (local date), counted by time from request to success."""
+    took = ExpressionWrapper(F("succeeded_at") - F("created_at"), output_field=DurationField())
+    counts = (
+        Refund.objects.filter(merchant=merchant, succeeded_at__isnull=False, succeeded_at__date__gte=since)
+        .alias(took=took)
+        .aggregate(
+            **{
+                f"b{i}": Count("id", filter=Q(took__gte=low) & (Q(took__lt=high) if high else Q()))
+                for i, (_, low, high) in enumerate(ARRIVAL_BUCKETS)
+            }
+        )
+    )
+    return [{"bucket": label, "refunds": counts[f"b{i}"]} for i, (label, _, _) in enumerate(ARRIVAL_BUCKETS)]
+
+
+def _mask_name(name: str) -> str:
+    return f"{name[:1]}{'*' * min(max(len(name) - 1, 1), 4)}" if name else ""
+
+
+def backtest_sample_for_merchant(*, merchant: Merchant, scope: str, subject_ids: list[int]) -> list[dict]:
+    """The back-test's sample subjects as the console may show them: this merchant's rows only,
+    customer name and account masked (the account to its last four digits)."""
+    if scope == Scope.REFUND:
+        rows = Refund.objects.filter(merchant=merchant, pk__in=subject_ids)
+    else:
+        rows = Disbursement.objects.filter(merchant=merchant, kind=scope, pk__in=subject_ids)
+    found = {row.pk: row for row in rows.select_related("customer", "destination_account")}
+    out = []
+    for pk in subject_ids:
+        row = found.get(pk)
+        if row is None:
+            continue
+        account = row.destination_account
+        out.append(
+            {
+                "id": pk,
+                "amount": row.amount,
+                "currency": row.currency,
+                "status": row.get_status_display(),
+                "customer": _mask_name(row.customer.name if row.customer_id else ""),
+                "account": mask_account_number(account.last4) if account else "",
+                "created_at": row.created_at,
+            }
+        )
+    return out

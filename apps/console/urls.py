@@ -43,6 +43,8 @@ urlpatterns = [
     path("commissions/", views.commission_statement, name="commission_statement"),
     path("rules/", views.rule_list, name="rule_list"),
     path("rules/<console_id:pk>/mode", views.rule_mode_view, name="rule_mode"),
+    path("rules/test", views.rule_test_view, name="rule_test"),
+    path("rules/<console_id:pk>/test", views.rule_test_existing_view, name="rule_test_existing"),
     path("reports/", views.reports, name="reports"),
     path("reports/<str:name>.csv", views.report_csv, name="report_csv"),
 ]

@@ -16,13 +16,14 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.alerts.models import Alert, Tier
 from apps.alerts.selectors import alert_get_for_owner, alert_list_for_owner, silence_list_for_owner
 from apps.alerts.services import alert_ack, alert_resolve, silence_create
-from apps.commissions.selectors import commission_list_for_merchant
+from apps.commissions.selectors import commission_clawbacks_by_day_for_merchant, commission_list_for_merchant
 from apps.common.errors import ServiceError
+from apps.common.money import CurrencyError, Money
 from apps.console import selectors
 from apps.console.access import actor, can, forbidden, not_found, permissions_for, staff_view
 from apps.notifications.api import mask_address
@@ -32,8 +33,9 @@ from apps.payouts.selectors import disbursement_get_for_merchant, disbursement_l
 from apps.payouts.services import payout_approve
 from apps.refunds.models import Refund
 from apps.refunds.selectors import refund_list_for_merchant
-from apps.risk.models import Case, Rule
-from apps.risk.rules import rule_stats, rule_update
+from apps.risk.models import ACTION_PRECEDENCE, Case, Rule, Scope
+from apps.risk.rules import rule_backtest, rule_stats, rule_update
+from apps.risk.selectors import rule_hit_counts_for_merchant
 from apps.risk.services import case_decide
 
 PAGE_SIZE = 50
@@ -482,13 +484,103 @@ def _rules(request):
     )
 
 
+def _window(request) -> int:
+    days = _int(request.GET.get("days"))
+    return days if days in REPORT_DAYS else 30
+
+
 @require_GET
 @staff_view
 def rule_list(request):
+    """The merchant's and the platform's rules with all-time hit counts, and side by side for the
+    last N days: hits while in shadow mode vs in active mode, and how many decided (or, in shadow,
+    would have changed) the outcome."""
+    days = _window(request)
+    window = rule_hit_counts_for_merchant(merchant=request.merchant, since=timezone.now() - timedelta(days=days))
+    empty = {"hits": 0, "decisive": 0, "would_change": 0}
     rules = list(_rules(request))
     for rule in rules:
         rule.stats = rule_stats(rule=rule, merchant=request.merchant)
-    return _render(request, "console/rule_list.html", {"rules": rules, "modes": Rule.Mode.choices})
+        counts = window.get(rule.pk, {})
+        rule.window = {"active": counts.get(Rule.Mode.ACTIVE, empty), "shadow": counts.get(Rule.Mode.SHADOW, empty)}
+    return _render(
+        request,
+        "console/rule_list.html",
+        {"rules": rules, "modes": Rule.Mode.choices, "days": days, "report_days": REPORT_DAYS},
+    )
+
+
+def _visible_rule_or_404(request, pk: int) -> Rule:
+    rule = _rules(request).filter(pk=pk).first()
+    if rule is None:
+        raise not_found(request, "rule", pk)
+    return rule
+
+
+RULE_TEST_ACTIONS = ("review", "block", "block_and_freeze", "allow")
+
+
+def _rule_test(request, rule: Rule | None):
+    """Back-test a rule (or a new expression) on this merchant's recorded requests of the last N days
+    with risk.rule_backtest. Reads only: nothing is written, whatever the expression."""
+    if not can(request.user, "rule_test"):
+        return forbidden(request, "rule_test")
+    data = request.POST if request.method == "POST" else request.GET
+    days = _int(data.get("days"))
+    days = days if days in REPORT_DAYS else 30
+    form = {
+        "scope": rule.scope if rule else data.get("scope", Scope.REFUND),
+        "expression": rule.expression if rule else data.get("expression", "")[:4000],
+        "action": rule.action if rule else data.get("action", "review"),
+        "days": days,
+    }
+    result, sample, error, status = None, [], "", 200
+    if request.method == "POST":
+        if form["scope"] not in Scope.values or form["action"] not in RULE_TEST_ACTIONS:
+            error, status = "Choose a scope and an action.", 400
+        else:
+            try:
+                result = rule_backtest(
+                    merchant=request.merchant, scope=form["scope"], expression=form["expression"], days=days
+                )
+            except ServiceError as exc:
+                error, status = exc.message, 400
+        if result is not None:
+            rank = ACTION_PRECEDENCE[form["action"]]
+            # Would decide: the request got a weaker outcome than this rule's action would give it.
+            result["would_decide"] = sum(
+                n for outcome, n in result["hits_by_actual_outcome"].items() if ACTION_PRECEDENCE.get(outcome, 0) < rank
+            )
+            sample = selectors.backtest_sample_for_merchant(
+                merchant=request.merchant, scope=form["scope"], subject_ids=result["sample_subject_ids"]
+            )
+    return _render(
+        request,
+        "console/rule_test.html",
+        {
+            "rule": rule,
+            "form": form,
+            "result": result,
+            "sample": sample,
+            "error": error,
+            "scopes": Scope.choices,
+            "actions": RULE_TEST_ACTIONS,
+            "report_days": REPORT_DAYS,
+        },
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@staff_view
+def rule_test_view(request):
+    return _rule_test(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_view
+def rule_test_existing_view(request, pk: int):
+    return _rule_test(request, _visible_rule_or_404(request, pk))
 
 
 @require_POST
@@ -525,18 +617,50 @@ def _reports(merchant, since: date) -> dict[str, list[dict]]:
         "top_reasons": selectors.report_top_reasons_by_product(merchant=merchant, since=since),
         "outcomes": selectors.report_decision_outcomes(merchant=merchant, since=since),
         "channel_failures": selectors.report_channel_failure_rate(merchant=merchant, since=since),
+        "time_to_arrival": selectors.report_time_to_arrival(merchant=merchant, since=since),
+        "clawbacks": commission_clawbacks_by_day_for_merchant(merchant=merchant, since=since),
     }
+
+
+def _display(amount: int, currency: str) -> tuple[str, str]:
+    """(formatted, plain decimal) of minor units, for the page and the chart only (CSV keeps minor
+    units)."""
+    try:
+        money = Money(amount, currency)
+    except (CurrencyError, TypeError, ValueError):
+        return f"{amount} {currency} (minor units)", str(amount)
+    return money.format("en"), str(money.decimal)
 
 
 @require_GET
 @staff_view
 def reports(request):
     days, since = _report_since(request)
+    data = _reports(request.merchant, since)
+    clawbacks = [
+        {**row, **dict(zip(("display", "major"), _display(row["amount"], row["currency"]), strict=True))}
+        for row in data["clawbacks"]
+    ]
     return _render(
         request,
         "console/reports.html",
-        {"days": days, "report_days": REPORT_DAYS, "data": _reports(request.merchant, since)},
+        {
+            "days": days,
+            "report_days": REPORT_DAYS,
+            "data": {**data, "clawbacks": clawbacks},
+            "clawbacks": clawbacks,
+            "clawback_totals": _clawback_totals(data["clawbacks"]),
+        },
     )
+
+
+def _clawback_totals(rows: list[dict]) -> list[dict]:
+    """Amount clawed back over the period per currency (commissions are counted per day only: one
+    commission clawed back on two days is one commission, not two)."""
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row["currency"]] = totals.get(row["currency"], 0) + row["amount"]
+    return [{"currency": c, "amount": a, "display": _display(a, c)[0]} for c, a in sorted(totals.items())]
 
 
 @require_GET

@@ -103,6 +103,11 @@ class Observation(models.Model):
         return f"{self.scope} {self.subject_id} → {self.action}"
 
 
+# How strong an outcome is: a request's outcome is its strongest active match; a rule whose
+# action outranks what a request got would have changed it.
+ACTION_PRECEDENCE = {"allow": 0, "review": 1, "block": 2, "block_and_freeze": 2}
+
+
 class Rule(models.Model):
     """A risk rule in the rule-engine expression language (never Python `eval`).
 

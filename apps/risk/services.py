@@ -21,14 +21,11 @@ from apps.risk import caching
 from apps.risk.clusters import cluster_members, cluster_union, linked_customers
 from apps.risk.engine import matches
 from apps.risk.features import features_for
-from apps.risk.models import Case, CaseNote, ListEntry, Observation, Rule, RuleHit
+from apps.risk.models import ACTION_PRECEDENCE, Case, CaseNote, ListEntry, Observation, Rule, RuleHit
 from apps.risk.signals import case_decided, risk_rules_hit
 
 # How long a review may wait before it is overdue (the alerts issue watches this).
 CASE_SLA = timedelta(hours=4)
-
-
-_PRECEDENCE = {"allow": 0, "review": 1, "block": 2, "block_and_freeze": 2}
 
 
 @dataclass(frozen=True)
@@ -158,7 +155,7 @@ def risk_evaluate(*, scope: str, merchant: Merchant, context: dict, now=None) ->
         if rule.mode != Rule.Mode.ACTIVE:
             continue
         score += rule.score_modifier
-        if _PRECEDENCE[rule.action] > _PRECEDENCE[action]:
+        if ACTION_PRECEDENCE[rule.action] > ACTION_PRECEDENCE[action]:
             action = rule.action
             for earlier in matched:
                 earlier["decisive"] = False

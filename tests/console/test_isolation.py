@@ -62,6 +62,7 @@ def _urls(o) -> tuple[list[str], list[tuple[str, dict]]]:
         f"/console/refunds/{o['refund'].pk}/",
         f"/console/payouts/{o['payout'].pk}/",
         f"/console/withdrawals/{o['payout'].pk}/",
+        f"/console/rules/{o['rule'].pk}/test",
     ]
     posts = [
         (f"/console/alerts/{o['alert'].pk}/ack", {}),
@@ -70,6 +71,7 @@ def _urls(o) -> tuple[list[str], list[tuple[str, dict]]]:
         (f"/console/cases/{o['case'].pk}/decide", {"decision": "approve", "note": "x"}),
         (f"/console/payouts/{o['payout'].pk}/approve", {}),
         (f"/console/rules/{o['rule'].pk}/mode", {"mode": "disabled"}),
+        (f"/console/rules/{o['rule'].pk}/test", {"days": "30"}),
     ]
     return gets, posts
 

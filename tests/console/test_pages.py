@@ -24,6 +24,7 @@ PAGES = [
     "/console/commissions/",
     "/console/commissions/?beneficiary=c-unknown",
     "/console/rules/",
+    "/console/rules/?days=90",
     "/console/reports/",
     "/console/reports/?days=7",
 ]
