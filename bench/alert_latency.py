@@ -11,9 +11,10 @@ submitted_at, next_poll_at, a `submitted` timeline event) plus its real in-fligh
 (`refund:<id>:inflight:1`, which the failure's release posting balances). The app is served by
 gunicorn sync workers (the production arrangement, DESIGN.md "Serving") and a real Celery worker
 (`celery -A refundguard worker`) runs against the same Redis database. Nothing on the webhook →
-alert path is enqueued to Celery: the refund's state change is announced after commit inside the
-webhook request, and `apps.alerts.receivers` raises the alert and writes its AlertDelivery rows
-there, synchronously; the script counts the tasks the worker ran and the queue left over to show it.
+alert path waits for Celery: the refund's state change is announced after commit inside the
+webhook request, and `apps.alerts.receivers` raises the alert and writes its AlertDelivery rows and
+the on-call page's notifications there, synchronously; the worker then sends the notifications
+(the customer's "fix your account" message and the page), which the script counts.
 
 Timed: one signed webhook per refund (`transfer.failed`, code ACCOUNT_FROZEN: not retryable, the
 customer's account — the sandbox bank's own body format and `X-RefundGuard-Signature`), POSTed to
@@ -23,9 +24,11 @@ same machine as the server) to:
   alert     — its Alert row's `first_seen_at` (set in the webhook's on-commit handler, just before
               the insert; committed in the same request, before the response),
   delivery  — the latest `created_at` of its AlertDelivery rows (SMS + voice + console for a P0),
+  page      — the latest `created_at` of the on-call page's Notification rows (SMS + voice + inbox,
+              written in the same transaction as the alert; the worker sends them afterwards),
   response  — the webhook's HTTP answer (an upper bound for both rows being committed and visible).
 Reports p50/p95/p99/max of each and errors: non-2xx answers, refunds not failed, refunds without
-exactly one P0 alert or without its three deliveries.
+exactly one P0 alert, its three deliveries or its three page notifications.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/14 \\
         .venv/bin/python bench/alert_latency.py --failures 1000 --rate 50 --db-name rg_bench_alerts
@@ -72,10 +75,11 @@ def _parse() -> argparse.Namespace:
 
 def _setup(args: argparse.Namespace) -> list[dict]:
     """Fill the database; returns one planned webhook per refund (request id, amount, event id)."""
+    from django.conf import settings
     from django.db import transaction
     from django.utils import timezone
 
-    from apps.accounts.models import Customer, Merchant
+    from apps.accounts.models import Customer, Merchant, User
     from apps.gateways.services import ensure_sandbox_channel
     from apps.orders.models import Order, Product
     from apps.refunds.models import Party, Refund, RefundEvent
@@ -84,6 +88,8 @@ def _setup(args: argparse.Namespace) -> list[dict]:
     channel = ensure_sandbox_channel()
     now = timezone.now()
     merchant = Merchant.objects.create(name="Bench merchant")
+    # The on-call engineer the P0s page (SMS + voice + inbox, recorded by the sandbox provider).
+    User.objects.create(username=settings.ALERT_ONCALL_ROTA[0], phone="+8613900000000", is_staff=True)
     product = Product.objects.create(merchant=merchant, sku="bench", name="Bench", kind="course", price=AMOUNT)
     customers = Customer.objects.bulk_create(
         (
@@ -298,6 +304,7 @@ def main() -> None:
 
     from apps.alerts.models import Alert, AlertDelivery
     from apps.gateways.models import Channel
+    from apps.notifications.models import Notification
     from apps.refunds.models import Refund
     from refundguard.celery import app
 
@@ -352,13 +359,20 @@ def main() -> None:
         .annotate(n=Count("id"), last=Max("created_at"))
         .values_list("alert_id", "n", "last")
     }
+    pages = {
+        alert_id: (n, last)
+        for alert_id, n, last in Notification.objects.filter(subject_type="alert")
+        .values("subject_id")
+        .annotate(n=Count("id"), last=Max("created_at"))
+        .values_list("subject_id", "n", "last")
+    }
     failed = set(
         Refund.objects.filter(
             pk__in=[p["refund_id"] for p in plans], status__in=(Refund.Status.FAILED, Refund.Status.NEEDS_ACTION)
         ).values_list("pk", flat=True)
     )
 
-    alert_ms, delivery_ms, response_ms, lag_ms, service_ms = [], [], [], [], []
+    alert_ms, delivery_ms, page_ms, response_ms, lag_ms, service_ms = [], [], [], [], [], []
     problems: dict[str, int] = {}
     first_errors = []
     for plan, result in zip(plans, results, strict=True):
@@ -382,6 +396,11 @@ def main() -> None:
             problems["deliveries_not_3"] = problems.get("deliveries_not_3", 0) + 1
             continue
         delivery_ms.append((last.timestamp() - result["scheduled"]) * 1000)
+        n, last = pages.get(alert_id, (0, None))
+        if n != 3 or last is None:
+            problems["page_notifications_not_3"] = problems.get("page_notifications_not_3", 0) + 1
+            continue
+        page_ms.append((last.timestamp() - result["scheduled"]) * 1000)
     errors = sum(problems.values())
 
     print(
@@ -394,7 +413,8 @@ def main() -> None:
     print(
         f"RESULT failures={len(plans)} rate={args.rate:g}/s web_workers={args.web_workers} "
         f"celery_concurrency={args.celery_concurrency} {_summary('alert', alert_ms)} "
-        f"{_summary('delivery', delivery_ms)} {_summary('response', response_ms)} errors={errors} "
+        f"{_summary('delivery', delivery_ms)} {_summary('page', page_ms)} {_summary('response', response_ms)} "
+        f"errors={errors} "
         f"service_p50={percentile(service_ms, 50) if service_ms else 0:.1f}ms "
         f"service_p99={percentile(service_ms, 99) if service_ms else 0:.1f}ms"
     )
