@@ -129,9 +129,19 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
 
 
 def bank_account_get_or_create(
-    *, merchant: Merchant, customer: Customer | None, holder_name: str, bank: str, account_number: str
+    *,
+    merchant: Merchant,
+    customer: Customer | None,
+    holder_name: str,
+    bank: str,
+    account_number: str,
+    correct_details: bool = False,
 ) -> BankAccount:
-    """The stored account with this number for this owner, created (encrypted) on first use."""
+    """The stored account with this number for this owner, created (encrypted) on first use.
+
+    `correct_details=True` is the owner correcting a known account (a bank refused the holder name):
+    the stored holder name and bank take the new values, the number and its fingerprint stay.
+    Otherwise a known number keeps what was stored first."""
     digits = account_number.replace(" ", "")
     # ASCII only: str.isdigit() also takes "６２２２" or "²", which would be stored, fingerprinted
     # apart from the same number in ASCII digits and sent to channels as is.
@@ -140,6 +150,9 @@ def bank_account_get_or_create(
     fp = fingerprint(digits)
     existing = BankAccount.objects.filter(merchant=merchant, customer=customer, fingerprint=fp).first()
     if existing is not None:
+        if correct_details and (existing.holder_name, existing.bank) != (holder_name, bank):
+            existing.holder_name, existing.bank = holder_name, bank
+            existing.save(update_fields=["holder_name", "bank"])
         return existing
     try:
         with transaction.atomic():

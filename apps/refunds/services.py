@@ -477,13 +477,15 @@ def refund_cancel(*, refund_id: int, actor: str, party: str = Party.CUSTOMER) ->
 
 
 def refund_update_destination(*, refund_id: int, destination_account: dict, actor: str) -> Refund:
-    """The customer fixed their account: a refund needing action goes back to approved, new request id."""
+    """The customer fixed their account: a refund needing action goes back to approved, new request id.
+    The same number with a corrected holder name (the bank said the name did not match) corrects
+    the stored account."""
     with transaction.atomic():
         refund = _lock(refund_id)
         if refund.status != S.NEEDS_ACTION:
             raise ServiceError("Only a refund that needs action takes a new account.", code="invalid_state")
         refund.destination_account = bank_account_get_or_create(
-            merchant=refund.merchant, customer=refund.customer, **destination_account
+            merchant=refund.merchant, customer=refund.customer, correct_details=True, **destination_account
         )
         refund.submission_seq += 1
         refund.failure_code = ""
