@@ -134,3 +134,16 @@ def test_timeout_call_is_logged_with_its_latency(bank):
     call = ChannelCall.objects.get()
     assert (call.action, call.outcome, call.raw_code, call.http_status) == ("submit", "timeout", "timeout", None)
     assert call.latency_ms >= 400
+
+
+def test_seed_demo_pays_its_distributors_and_has_someone_to_page(db, sandbox_settings, settings):
+    from apps.accounts.models import User
+    from apps.commissions.models import Commission
+
+    call_command("seed_demo", "--force", stdout=io.StringIO())
+    call_command("seed_demo", "--force", stdout=io.StringIO())
+    oncall = User.objects.get(username=settings.ALERT_ONCALL_ROTA[0])
+    assert oncall.phone
+    referred = Commission.objects.values_list("order__referrer_id", flat=True)
+    assert referred.count() > 0  # demo orders of referred customers earned their uplines something
+    assert all(r is not None for r in referred)

@@ -14,6 +14,8 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiKey, Customer, Merchant, User
 from apps.accounts.services import api_key_create, api_key_hash, customer_create, staff_create
+from apps.commissions.models import CommissionPlan
+from apps.commissions.services import commission_plan_create
 from apps.gateways.services import ensure_sandbox_channel
 from apps.orders.models import Order, Product
 from apps.orders.services import order_create, product_create, usage_record
@@ -89,6 +91,20 @@ class Command(BaseCommand):
                 staff_create(merchant=merchant, username=username, password=DEMO_PASSWORD, role=role)
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser(username="admin", password=DEMO_PASSWORD, email="admin@example.com")
+
+        # The on-call engineer P0 alerts page (SMS + voice, recorded by the sandbox provider).
+        oncall = settings.ALERT_ONCALL_ROTA[0] if settings.ALERT_ONCALL_ROTA else ""
+        if oncall and not User.objects.filter(username=oncall).exists():
+            User.objects.create_user(
+                username=oncall,
+                password=DEMO_PASSWORD,
+                is_staff=True,
+                phone="+8613900000000",
+                email="oncall@example.com",
+            )
+        # Distributors earn 10 % on their direct referrals' orders and 5 % one level up.
+        if not CommissionPlan.objects.filter(merchant=merchant, product__isnull=True).exists():
+            commission_plan_create(merchant=merchant, levels=[1000, 500], name="Demo distributor plan")
 
         for sku, name, kind, price, policy in PRODUCTS:
             if not Product.objects.filter(merchant=merchant, sku=sku).exists():
