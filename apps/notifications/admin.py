@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from apps.accounts.models import Locale
 from apps.common.admin import ReadOnlyAdmin
 from apps.notifications.api import mask_address
-from apps.notifications.models import Notification, Preference, SandboxMessage, Template
+from apps.notifications.models import Notification, Preference, ProviderStatusEvent, SandboxMessage, Template
 from apps.notifications.rendering import RenderError, forget_templates, mask_card_numbers, render_text
 
 # One value for every variable apps.notifications.defaults documents, per locale, so the preview
@@ -200,3 +200,12 @@ class SandboxMessageAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "channel", "to", "body", "sid", "notification_id")
     list_filter = ("channel",)
     search_fields = ("to", "sid", "notification_id")
+
+
+@admin.register(ProviderStatusEvent)
+class ProviderStatusEventAdmin(ReadOnlyAdmin):
+    """Delivery reports as they came (Twilio status callbacks), once per sid + status."""
+
+    list_display = ("received_at", "provider", "provider_id", "status", "notification")
+    list_filter = ("provider", "status")
+    search_fields = ("provider_id",)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from apps.refunds.models import Refund, RefundEvent
+from apps.common.admin import ReadOnlyAdmin
+from apps.refunds.models import ReasonPhrase, Refund, RefundEvent, SupportTicket
 
 
 class RefundEventInline(admin.TabularInline):
@@ -31,3 +32,21 @@ class RefundAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ReasonPhrase)
+class ReasonPhraseAdmin(admin.ModelAdmin):
+    """The phrases that route a refund's free text (e.g. to tech support); an edit reaches every
+    process within seconds (apps.refunds.routing bumps the table's version after commit)."""
+
+    list_display = ("phrase", "language", "route", "category", "is_active")
+    list_filter = ("language", "route", "category", "is_active")
+    search_fields = ("phrase", "category")
+    list_editable = ("is_active",)
+
+
+@admin.register(SupportTicket)
+class SupportTicketAdmin(ReadOnlyAdmin):
+    list_display = ("id", "merchant", "refund", "category", "status", "created_at")
+    list_filter = ("status", "category", "merchant")
+    search_fields = ("refund__order__external_id", "refund__customer__external_id")
