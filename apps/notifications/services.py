@@ -319,22 +319,29 @@ def _backoff(attempts: int) -> timedelta:
     return backoff(attempts - 1, base=settings.NOTIFY_RETRY_BASE, cap=settings.NOTIFY_RETRY_CAP)
 
 
-def _record_result(pk: int, result: SendResult) -> Notification:
+_RESULT_FIELDS = ["status", "provider", "provider_id", "sent_at", "delivered_at", "last_error", "updated_at"]
+
+
+def _record_results(results: dict[int, SendResult]) -> None:
+    """Record what the providers took, for a batch of rows, in one transaction (one lock, one
+    UPDATE): a dispatch hands over a cause's SMS, push and inbox rows together."""
     now = timezone.now()
     with transaction.atomic():
-        n = Notification.objects.select_for_update().get(pk=pk)
-        if n.status != S.SENDING:
-            return n  # a status callback got here first
-        n.provider, n.provider_id, n.sent_at, n.last_error = result.provider, result.provider_id, now, ""
-        fields = ["status", "provider", "provider_id", "sent_at", "last_error", "updated_at"]
-        if result.delivered:
-            n.mark_delivered()
-            n.delivered_at = now
-            fields.append("delivered_at")
-        else:
-            n.mark_sent()
-        n.save(update_fields=fields)
-    return n
+        rows = list(Notification.objects.select_for_update().filter(pk__in=list(results)).order_by("pk"))
+        changed = []
+        for n in rows:
+            if n.status != S.SENDING:
+                continue  # a status callback got here first
+            result = results[n.pk]
+            n.provider, n.provider_id, n.sent_at, n.last_error = result.provider, result.provider_id, now, ""
+            if result.delivered:
+                n.mark_delivered()
+                n.delivered_at = now
+            else:
+                n.mark_sent()
+            n.updated_at = now
+            changed.append(n)
+        Notification.objects.bulk_update(changed, _RESULT_FIELDS)
 
 
 def _record_error(pk: int, exc: ProviderError) -> Notification:
@@ -356,22 +363,25 @@ def _record_error(pk: int, exc: ProviderError) -> Notification:
     return n
 
 
-def _hand_over(n: Notification) -> Notification:
-    """Call the provider for a claimed row (outside any transaction) and record what happened."""
-    try:
-        result = provider_for(n.channel).send(n)
-    except ProviderError as exc:
-        logger.warning("notifications: %s %s failed: %s", n.channel, n.pk, exc)
-        return _record_error(n.pk, exc)
-    return _record_result(n.pk, result)
+def _hand_over(claimed: list[Notification]) -> None:
+    """Call the providers for claimed rows (outside any transaction) and record what happened:
+    failures one by one (each may retry or fall back), successes together."""
+    results: dict[int, SendResult] = {}
+    for n in claimed:
+        try:
+            results[n.pk] = provider_for(n.channel).send(n)
+        except ProviderError as exc:
+            logger.warning("notifications: %s %s failed: %s", n.channel, n.pk, exc)
+            _record_error(n.pk, exc)
+    if results:
+        _record_results(results)
 
 
 def notification_dispatch_event(*, event_key: str) -> int:
     """Send the due messages of one cause (the task scheduled when they were written). Safe to run
     twice: a second run finds them claimed or sent. Returns how many were handed over."""
     claimed = _claim(Notification.objects.filter(event_key=event_key), limit=50)
-    for n in claimed:
-        _hand_over(n)
+    _hand_over(claimed)
     return len(claimed)
 
 
@@ -414,8 +424,7 @@ def notification_dispatch_due(*, limit: int = 200) -> int:
     lost). Concurrent sweeps take disjoint rows (`SKIP LOCKED`)."""
     _recover_stale(timezone.now(), limit=limit)
     claimed = _claim(Notification.objects.all(), limit=limit)
-    for n in claimed:
-        _hand_over(n)
+    _hand_over(claimed)
     return len(claimed)
 
 
