@@ -121,32 +121,22 @@ def notify(
         preference=preference,
         now=now,
     )
-    rows = []
-    for channel, not_before in plan:
-        rendered = render(
-            key=template_key, channel=channel, locale=locale, recipient_key=who["recipient_key"], context=context
-        )
-        rows.append(
-            Notification(
-                **who,
-                address=_address(channel, recipient),
-                channel=channel,
-                priority=priority,
-                event_key=event_key,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                reference=reference,
-                template_key=template_key,
-                template_version=rendered.version,
-                locale=locale,
-                context=context,
-                title=rendered.title,
-                body=rendered.body,
-                link=link,
-                next_attempt_at=not_before,
-                created_at=now,
-            )
-        )
+    message = {
+        **who,
+        "priority": priority,
+        "event_key": event_key,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "reference": reference,
+        "template_key": template_key,
+        "locale": locale,
+        "context": context,
+        "link": link,
+    }
+    rows = [
+        _row(message, channel=channel, address=_address(channel, recipient), next_attempt_at=not_before, now=now)
+        for channel, not_before in plan
+    ]
     if fresh:
         Notification.objects.bulk_create(rows, ignore_conflicts=True)
         written = len(rows)
@@ -173,43 +163,63 @@ def _insert_new(rows: list[Notification]) -> int:
     return len(fresh)
 
 
+# What the rows of one message share across channels (a fallback or a digest starts from these).
+_MESSAGE_FIELDS = (
+    "merchant_id",
+    "recipient_type",
+    "customer_id",
+    "user_id",
+    "recipient_key",
+    "priority",
+    "event_key",
+    "subject_type",
+    "subject_id",
+    "reference",
+    "template_key",
+    "locale",
+    "context",
+    "link",
+)
+
+
+def _message_of(n: Notification) -> dict:
+    return {field: getattr(n, field) for field in _MESSAGE_FIELDS}
+
+
+def _row(
+    message: dict, *, channel: str, address: str, next_attempt_at: datetime, now: datetime, **extra
+) -> Notification:
+    """One channel's row of a message: the shared fields, and the wording rendered for the channel."""
+    rendered = render(
+        key=message["template_key"],
+        channel=channel,
+        locale=message["locale"],
+        recipient_key=message["recipient_key"],
+        context=message["context"],
+    )
+    return Notification(
+        **message,
+        channel=channel,
+        address=address,
+        template_version=rendered.version,
+        title=rendered.title,
+        body=rendered.body,
+        next_attempt_at=next_attempt_at,
+        created_at=now,
+        **extra,
+    )
+
+
 def _rows_like(n: Notification, channels: Iterable[str], *, now: datetime) -> list[Notification]:
     """New rows carrying `n`'s message over other channels (a fallback), rendered for each channel."""
     recipient = n.customer if n.customer_id else n.user
+    message = _message_of(n)
     rows = []
     for channel in channels:
         address = _address(channel, recipient)
         if channel in (Channel.SMS, Channel.VOICE, Channel.EMAIL) and not address:
             continue
-        rendered = render(
-            key=n.template_key, channel=channel, locale=n.locale, recipient_key=n.recipient_key, context=n.context
-        )
-        rows.append(
-            Notification(
-                merchant_id=n.merchant_id,
-                recipient_type=n.recipient_type,
-                customer_id=n.customer_id,
-                user_id=n.user_id,
-                recipient_key=n.recipient_key,
-                address=address,
-                channel=channel,
-                priority=n.priority,
-                event_key=n.event_key,
-                subject_type=n.subject_type,
-                subject_id=n.subject_id,
-                reference=n.reference,
-                template_key=n.template_key,
-                template_version=rendered.version,
-                locale=n.locale,
-                context=n.context,
-                title=rendered.title,
-                body=rendered.body,
-                link=n.link,
-                fallback_of=n,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        rows.append(_row(message, channel=channel, address=address, next_attempt_at=now, now=now, fallback_of=n))
     return rows
 
 
@@ -245,29 +255,23 @@ def _fold_into_digest(n: Notification, *, first_sent: datetime, now: datetime) -
     digest = Notification.objects.filter(event_key=key, channel=Channel.SMS, recipient_key=n.recipient_key).first()
     if digest is None:
         recipient = n.customer if n.customer_id else n.user
-        rendered = render(
-            key=DIGEST_KEY, channel=Channel.SMS, locale=n.locale, recipient_key=n.recipient_key, context={"count": 1}
-        )
-        digest = Notification.objects.create(
-            merchant_id=n.merchant_id,
-            recipient_type=n.recipient_type,
-            customer_id=n.customer_id,
-            user_id=n.user_id,
-            recipient_key=n.recipient_key,
-            address=_address(Channel.SMS, recipient) or n.address,
+        message = {
+            **_message_of(n),
+            "event_key": key,
+            "subject_type": "",
+            "subject_id": None,
+            "reference": "",
+            "template_key": DIGEST_KEY,
+            "context": {"count": 1},
+        }
+        digest = _row(
+            message,
             channel=Channel.SMS,
-            priority=n.priority,
-            event_key=key,
-            template_key=DIGEST_KEY,
-            template_version=rendered.version,
-            locale=n.locale,
-            context={"count": 1},
-            title=rendered.title,
-            body=rendered.body,
-            link=n.link,
+            address=_address(Channel.SMS, recipient) or n.address,
             next_attempt_at=due,
-            created_at=now,
+            now=now,
         )
+        digest.save(force_insert=True)
     n.digest = digest
     n.fold_into_digest()
     n.save(update_fields=["status", "digest", "updated_at"])
