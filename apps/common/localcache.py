@@ -29,34 +29,29 @@ _lock = threading.Lock()
 _MAX_ENTRIES = 10_000
 
 
-def get_or_set(key: str, default: Callable[[], T], *, local_seconds: float, timeout: float | None) -> T:
-    """The value under `key`: this process's copy if younger than `local_seconds`, else the shared
-    cache's (set from `default()` with `timeout` when missing there)."""
+def _memo(key: str, compute: Callable[[], T], local_seconds: float) -> T:
     now = time.monotonic()
     entry = _entries.get(key)
     if entry is not None and entry[0] > now:
         return entry[1]  # type: ignore[return-value]
-    value = cache.get_or_set(key, default, timeout)
-    with _lock:
-        if len(_entries) >= _MAX_ENTRIES:
-            _entries.clear()
-        _entries[key] = (now + local_seconds, value)
-    return value  # type: ignore[return-value]
-
-
-def get_or_compute(key: str, default: Callable[[], T], *, local_seconds: float) -> T:
-    """Like `get_or_set` for values cheaper to recompute than to fetch from the shared cache (a
-    small table read in one query): kept in this process only."""
-    now = time.monotonic()
-    entry = _entries.get(key)
-    if entry is not None and entry[0] > now:
-        return entry[1]  # type: ignore[return-value]
-    value = default()
+    value = compute()
     with _lock:
         if len(_entries) >= _MAX_ENTRIES:
             _entries.clear()
         _entries[key] = (now + local_seconds, value)
     return value
+
+
+def get_or_set(key: str, default: Callable[[], T], *, local_seconds: float, timeout: float | None) -> T:
+    """The value under `key`: this process's copy if younger than `local_seconds`, else the shared
+    cache's (set from `default()` with `timeout` when missing there)."""
+    return _memo(key, lambda: cache.get_or_set(key, default, timeout), local_seconds)
+
+
+def get_or_compute(key: str, default: Callable[[], T], *, local_seconds: float) -> T:
+    """Like `get_or_set` for values cheaper to recompute than to fetch from the shared cache (a
+    small table read in one query): kept in this process only."""
+    return _memo(key, default, local_seconds)
 
 
 def forget(key: str) -> None:

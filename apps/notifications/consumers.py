@@ -16,19 +16,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.common.live import ensure_relay
+from apps.notifications.providers import customer_group, user_group
 from apps.payouts.services import withdrawal_get_by_progress_token
 from apps.refunds.services import refund_get_by_progress_token
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
-
-
-def customer_group(customer_id: int) -> str:
-    return f"notify.customer.{customer_id}"
-
-
-def user_group(user_id: int) -> str:
-    return f"notify.user.{user_id}"
 
 
 @database_sync_to_async

@@ -47,11 +47,20 @@ class SendResult:
     reports_back: bool = False
 
 
+def customer_group(customer_id: int) -> str:
+    """The Channels group a customer's open progress pages join (apps.notifications.consumers)."""
+    return f"notify.customer.{customer_id}"
+
+
+def user_group(user_id: int) -> str:
+    """The Channels group a staff member's open console pages join."""
+    return f"notify.user.{user_id}"
+
+
 def recipient_group(notification: Notification) -> str:
-    """The Channels group a recipient's open pages join (apps.notifications.consumers)."""
     if notification.customer_id:
-        return f"notify.customer.{notification.customer_id}"
-    return f"notify.user.{notification.user_id}"
+        return customer_group(notification.customer_id)
+    return user_group(notification.user_id)
 
 
 def status_callback_url() -> str:

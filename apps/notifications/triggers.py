@@ -258,22 +258,23 @@ def payout_event(d, event) -> int:
     staff = User.objects.filter(merchant_id=d.merchant_id, is_active=True).filter(
         Q(role=User.Role.FINANCE) | Q(role=User.Role.OWNER)
     )
+    # Staff read in their merchant's language: one context serves them all.
+    locale = d.merchant.default_locale
+    context = {
+        **_common(locale),
+        **_account(d.destination_account),
+        "amount": format_amount(d.amount, d.currency, locale),
+        "party": event.responsible_party,
+        "reason": _PAYOUT_REASON.get(event.code, {}).get(locale) or reason_text(d.failure_code, locale),
+    }
     written = 0
     for user in staff:
-        locale = d.merchant.default_locale
-        reason = _PAYOUT_REASON.get(event.code, {}).get(locale) or reason_text(d.failure_code, locale)
         written += notify(
             recipient=user,
             template_key="payout_problem",
             priority=Priority.MEDIUM,
             event_key=f"payout:{d.pk}:{event.code}:{event.pk}",
-            context={
-                **_common(locale),
-                **_account(d.destination_account),
-                "amount": format_amount(d.amount, d.currency, locale),
-                "party": event.responsible_party,
-                "reason": reason,
-            },
+            context=context,
             subject_type="payout",
             subject_id=d.pk,
             reference=d.reference,

@@ -154,10 +154,6 @@ COMMISSION_WORDS = {
 }
 
 
-def format_amount(amount: int, currency: str, locale: str) -> str:
-    return Money(amount, currency).format(locale)
-
-
 def _word(group: str, key: str, locale: str) -> str:
     texts = COMMISSION_WORDS[group].get(key)
     return texts.get(locale, texts["en"]) if texts else key
@@ -177,14 +173,14 @@ def commission_statement(request, token: str):
             {
                 "order": c.order.external_id,
                 "level": c.level,
-                "amount": format_amount(c.amount, c.currency, locale),
-                "clawed_back": format_amount(c.clawed_back_amount, c.currency, locale),
+                "amount": Money(c.amount, c.currency).format(locale),
+                "clawed_back": Money(c.clawed_back_amount, c.currency).format(locale),
                 "status": _word("status", c.status, locale),
                 "events": [
                     {
                         "at": e.created_at,
                         "text": _word("event", e.code, locale),
-                        "amount": format_amount(e.amount, c.currency, locale) if e.amount else "",
+                        "amount": Money(e.amount, c.currency).format(locale) if e.amount else "",
                         "reason": e.reason,
                     }
                     for e in c.events.all()
