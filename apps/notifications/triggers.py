@@ -219,7 +219,7 @@ def withdrawal_event(d, event) -> int:
     customer = d.customer
     locale = customer.locale
     link = withdrawal_progress_url(d)
-    reference = f"W{d.pk:08d}"
+    reference = d.withdrawal_number
     context = {
         **_common(locale),
         **_account(d.destination_account),

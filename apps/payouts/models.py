@@ -162,6 +162,11 @@ class Disbursement(FSMModelMixin, models.Model):
         return f"{self.kind}:{self.pk}"
 
     @property
+    def withdrawal_number(self) -> str:
+        """The number a customer sees for a withdrawal (messages, the progress page)."""
+        return f"W{self.pk:08d}"
+
+    @property
     def is_cross_currency(self) -> bool:
         return self.currency != self.source_currency
 

@@ -122,7 +122,7 @@ def withdrawal_progress(request, token: str):
             "locale": locale,
             "token": token,
             "kind": "withdrawal",
-            "reference": f"W{withdrawal.pk:08d}",
+            "reference": withdrawal.withdrawal_number,
             "amount": Money(withdrawal.amount, withdrawal.currency).format(locale),
             "account": withdrawal.destination_account.masked_number,
             "progress": progress.withdrawal_progress(withdrawal),
