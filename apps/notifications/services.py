@@ -28,7 +28,7 @@ from apps.common.errors import NotFoundError
 from apps.common.polling import backoff
 from apps.notifications import policy
 from apps.notifications.models import Channel, Notification, Preference, Priority, ProviderStatusEvent
-from apps.notifications.providers import ProviderError, SendResult, provider_for
+from apps.notifications.providers import Provider, ProviderError, SendResult, provider_for
 from apps.notifications.rendering import render
 
 logger = logging.getLogger(__name__)
@@ -371,9 +371,11 @@ def _hand_over(claimed: list[Notification]) -> None:
     """Call the providers for claimed rows (outside any transaction) and record what happened:
     failures one by one (each may retry or fall back), successes together."""
     results: dict[int, SendResult] = {}
+    providers: dict[str, Provider] = {}  # one client per channel for the batch (Twilio keeps its connection)
     for n in claimed:
+        provider = providers.get(n.channel) or providers.setdefault(n.channel, provider_for(n.channel))
         try:
-            results[n.pk] = provider_for(n.channel).send(n)
+            results[n.pk] = provider.send(n)
         except ProviderError as exc:
             logger.warning("notifications: %s %s failed: %s", n.channel, n.pk, exc)
             _record_error(n.pk, exc)
