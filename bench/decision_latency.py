@@ -3,10 +3,11 @@ the full stack under a steady open-loop load.
 
 Setup (not timed): a dedicated PostgreSQL database is dropped, recreated and migrated; one merchant
 with a handful of products (one per virtual kind) gets --customers customers with payer accounts,
---orders orders spread over half a year, --earlier-refunds earlier refunds in mixed final states,
-and some usage events; every channel is disabled (Channel.is_enabled=False) so an approved refund
-waits for a channel instead of calling a bank — the figure is the decision, not the bank. The app is
-served by gunicorn sync workers (the production arrangement, DESIGN.md "Serving") on a free port.
+--orders orders spread over half a year, --earlier-refunds earlier refunds in mixed final states
+with the risk observations their requests left, and some usage events; every channel is disabled
+(Channel.is_enabled=False) so an approved refund waits for a channel instead of calling a bank — the
+figure is the decision, not the bank. The app is served by gunicorn sync workers (the production
+arrangement, DESIGN.md "Serving") on a free port.
 
 Timed: --rate requests per second for --duration seconds, open loop (each request is sent at its
 scheduled instant from a thread pool, whether or not earlier ones have answered; latency is counted
@@ -60,11 +61,12 @@ def _setup(args: argparse.Namespace, rng: random.Random) -> tuple[str, list[dict
     """Fill the database; returns the API key and the planned requests (one per target order)."""
     from django.utils import timezone
 
-    from apps.accounts.models import Customer, Merchant
+    from apps.accounts.models import BankAccount, Customer, Merchant
     from apps.accounts.services import api_key_create
     from apps.orders.models import Order, UsageEvent
     from apps.orders.services import product_create
     from apps.refunds.models import Refund
+    from apps.risk.models import Observation
 
     now = timezone.now()
     merchant = Merchant.objects.create(name="Bench merchant")
@@ -126,7 +128,7 @@ def _setup(args: argparse.Namespace, rng: random.Random) -> tuple[str, list[dict
         (Refund.Status.TECH_SUPPORT, "tech_support"),
         (Refund.Status.CANCELLED, "approved"),
     ]
-    Refund.objects.bulk_create(
+    earlier = Refund.objects.bulk_create(
         (
             Refund(
                 merchant=merchant,
@@ -142,6 +144,31 @@ def _setup(args: argparse.Namespace, rng: random.Random) -> tuple[str, list[dict
             )
             for o in rng.sample(old, args.earlier_refunds)
             for status, outcome in [rng.choice(finals)]
+        ),
+        batch_size=BATCH,
+    )
+    # Every refund request the service took was judged by the risk engine, which logged an
+    # observation; the velocity features and cluster links count those. Without them the table
+    # would start empty (and its planner statistics with it), unlike any running system.
+    fingerprints = dict(BankAccount.objects.filter(merchant=merchant).values_list("pk", "fingerprint"))
+    by_id = {o.pk: o for o in old}
+    Observation.objects.bulk_create(
+        (
+            Observation(
+                merchant=merchant,
+                scope="refund",
+                subject_id=r.pk,
+                customer_id=r.customer_id,
+                device_id=by_id[r.order_id].device_id,
+                ip=by_id[r.order_id].ip,
+                account_fingerprint=fingerprints[r.destination_account_id],
+                product_id=by_id[r.order_id].product_id,
+                amount=r.amount,
+                currency=r.currency,
+                action="allow",
+                created_at=r.created_at,
+            )
+            for r in earlier
         ),
         batch_size=BATCH,
     )

@@ -10,7 +10,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from apps.accounts.services import api_key_create
-from apps.common import localcache
+from apps.common import caching
 from tests.factories import MerchantFactory
 
 _SKIPPED_FOR_POSTGRES: list[str] = []
@@ -38,8 +38,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture(autouse=True)
 def _no_process_local_cache():
-    """Each test starts without the per-process copies of shared-cache values (apps.common.localcache)."""
-    localcache.clear()
+    """Each test starts and ends without per-process copies (apps.common.localcache and the
+    generation caches of apps.common.caching): the database is rolled back between tests without
+    the signals that would bump the generations."""
+    caching.clear()
+    yield
+    caching.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import AccountFreeze, ApiKey, BankAccount, Customer, Merchant, User
+from apps.common import caching
 from apps.common.crypto import encrypt, fingerprint
 from apps.common.errors import ConflictError, ServiceError
 
@@ -34,23 +35,50 @@ def api_key_create(*, merchant: Merchant, name: str = "default", raw_key: str | 
     return key, raw
 
 
-def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
-    """The active key matching `raw_key` (with its merchant), or None."""
+# Every API request reads its key and merchant; they change when a key is revoked or a merchant
+# edited, so each process keeps what it read (apps.common.caching): a revocation or deactivation
+# is seen at once by the process that made it and by every other within a second.
+API_KEYS = "accounts:api_keys"
+_KEY_FIELDS = ("id", "merchant_id", "name", "prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
+_MERCHANT_FIELDS = tuple(f.attname for f in Merchant._meta.concrete_fields)
+
+
+def _active_key_values(key_hash: str) -> list | None:
+    """[key field values, merchant field values] of the active key with this hash, or None. A list,
+    so the process's copy can note when it last wrote `last_used_at`."""
     key = (
         ApiKey.objects.select_related("merchant")
-        .filter(key_hash=api_key_hash(raw_key), revoked_at__isnull=True, merchant__is_active=True)
+        .filter(key_hash=key_hash, revoked_at__isnull=True, merchant__is_active=True)
         .first()
     )
     if key is None:
         return None
+    return [
+        tuple(getattr(key, name) for name in _KEY_FIELDS),
+        tuple(getattr(key.merchant, name) for name in _MERCHANT_FIELDS),
+    ]
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The active key matching `raw_key` (with its merchant), or None. Fresh instances each call:
+    the cached values are shared by the process's requests."""
+    key_hash = api_key_hash(raw_key)
+    values = caching.cached(API_KEYS, key_hash, lambda: _active_key_values(key_hash))
+    if values is None:
+        return None
+    key = ApiKey.from_db("default", _KEY_FIELDS, values[0])
+    key.merchant = Merchant.from_db("default", _MERCHANT_FIELDS, values[1])
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+        values[0] = tuple(now if name == "last_used_at" else v for name, v in zip(_KEY_FIELDS, values[0], strict=True))
     return key
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    caching.changed(API_KEYS)
 
 
 @transaction.atomic

@@ -11,7 +11,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, router, transaction
-from django.db.models import F, Max, Q
+from django.db.models import BigIntegerField, F, Max, Q, Value
 from django.utils import timezone
 
 from apps.common.errors import ConflictError, ServiceError
@@ -209,7 +209,10 @@ def _insert_or_match(*, reference: str, kind: str, lines: Sequence[Line], descri
                 amount = per_account[account_id]
                 # Matched by id *and* identity, so a dead or reused cached id touches nothing.
                 rows = LedgerAccount.objects.filter(identity[account_id])
-                updated = rows.update(balance=F("balance") + amount) if amount else rows.count()
+                # The amount is bound as a bigint: a bare int would be bound as an `integer` (the
+                # type Django gives a literal), which wraps past 2³¹ under server-side binding.
+                bump = F("balance") + Value(amount, output_field=BigIntegerField())
+                updated = rows.update(balance=bump) if amount else rows.count()
                 if not updated:
                     missing.add(account_id)
             if missing:

@@ -19,13 +19,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from apps.accounts.models import Customer, User
 from apps.common.errors import NotFoundError
 from apps.common.polling import backoff
+from apps.common.rows import Columns
 from apps.notifications import policy
 from apps.notifications.models import Channel, Notification, Preference, Priority, ProviderStatusEvent
 from apps.notifications.providers import Provider, ProviderError, SendResult, provider_for
@@ -63,10 +64,20 @@ def _locale_of(recipient: Customer | User) -> str:
     return merchant.default_locale if merchant else settings.LANGUAGE_CODE
 
 
+# Read for every message written (a refund request writes one): by hand, as apps.common.rows says.
+_PREFERENCE = Columns(Preference, "p")
+_PREFERENCE_SQL = {
+    owner: f"SELECT {_PREFERENCE.sql} FROM {Preference._meta.db_table} p WHERE p.{owner}_id = %s"  # noqa: S608
+    for owner in ("customer", "user")
+}
+
+
 def _preference_of(recipient: Customer | User) -> Preference | None:
-    if isinstance(recipient, Customer):
-        return Preference.objects.filter(customer=recipient).first()
-    return Preference.objects.filter(user=recipient).first()
+    owner = "customer" if isinstance(recipient, Customer) else "user"
+    with connection.cursor() as cursor:
+        cursor.execute(_PREFERENCE_SQL[owner], [recipient.pk])
+        row = cursor.fetchone()
+    return _PREFERENCE.build(row) if row is not None else None
 
 
 def _address(channel: str, recipient: Customer | User) -> str:

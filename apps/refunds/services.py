@@ -30,6 +30,7 @@ from apps.gateways.services import Query, channel_for, channel_query, channel_qu
 from apps.ledger.models import LedgerAccount
 from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
 from apps.orders.models import Order
+from apps.orders.selectors import order_for_refund
 from apps.refunds.decision import Decision, decide_refund
 from apps.refunds.models import Party, Refund, RefundEvent, SupportTicket
 from apps.refunds.routing import guidance_for
@@ -177,8 +178,12 @@ def refund_progress_token(refund: Refund) -> str:
 
 
 def refund_progress_url(refund: Refund) -> str:
-    path = reverse("track:refund", kwargs={"token": refund_progress_token(refund)})
-    return settings.PUBLIC_BASE_URL.rstrip("/") + path
+    # Signed once per instance: a new refund's first message and the API's answer both carry it.
+    url = refund.__dict__.get("_progress_url")
+    if url is None:
+        path = reverse("track:refund", kwargs={"token": refund_progress_token(refund)})
+        url = refund._progress_url = settings.PUBLIC_BASE_URL.rstrip("/") + path
+    return url
 
 
 def refund_get_by_progress_token(token: str) -> Refund | None:
@@ -246,11 +251,7 @@ def refund_request(
     refused with an appeal route. Raises ServiceError (nothing written) for an unknown order, a
     currency other than the order's, or an amount over what is refundable.
     """
-    order = (
-        Order.objects.select_related("customer", "product__refund_policy", "merchant", "payer_account")
-        .filter(merchant=merchant, external_id=order_external_id)
-        .first()
-    )
+    order = order_for_refund(merchant=merchant, external_id=order_external_id)
     if order is None:
         raise ServiceError("Unknown order.", fields={"order": ["No such order."]})
     if currency is not None and currency != order.currency:

@@ -124,6 +124,44 @@ def test_revoked_key_is_401_and_other_keys_still_work(merchant, key):
     assert _client(f"Bearer {other_raw}").get(CUSTOMERS).status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_known_key_is_not_read_again_until_it_changes(merchant, key):
+    """Each process keeps the keys it read (apps.common.caching): a repeat request reads no key,
+    and a change made through the models (the admin) is seen by the next request. (Committed
+    transactions: inside an open one the writer reads around its own cache, by design.)"""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    row, raw = key
+    client = _client(f"Bearer {raw}")
+    assert client.get(CUSTOMERS).status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(CUSTOMERS).status_code == 200
+    assert not [q for q in queries.captured_queries if "accounts_apikey" in q["sql"]]
+
+    merchant.name = "Renamed"
+    merchant.save()
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(CUSTOMERS).status_code == 200
+    assert len([q for q in queries.captured_queries if "accounts_apikey" in q["sql"]]) == 1
+
+    row.revoked_at = row.created_at
+    row.save()
+    _assert_error(client.get(CUSTOMERS), 401, "authentication_failed")
+
+
+def test_merchant_deactivated_after_use_is_401_at_once(merchant, key):
+    _, raw = key
+    client = _client(f"Bearer {raw}")
+    assert client.get(CUSTOMERS).status_code == 200
+
+    merchant.is_active = False
+    merchant.save()
+
+    _assert_error(client.get(CUSTOMERS), 401, "authentication_failed")
+
+
 def test_inactive_merchant_key_is_401(merchant, key):
     _, raw = key
     Merchant.objects.filter(pk=merchant.pk).update(is_active=False)

@@ -73,6 +73,35 @@ def test_create_answers_the_contract_shape(api, order):
     assert (refund.merchant_id, refund.order_id, refund.amount) == (order.merchant_id, order.pk, 3000)
 
 
+def test_written_out_response_matches_the_declared_fields(api, merchant, frozen_order):
+    """RefundOutSerializer writes its response out by hand (speed); it must say exactly what the
+    generic ModelSerializer would from the declared fields: every outcome, empty and set
+    timestamps, with and without a support ticket."""
+    from django.utils import timezone
+    from rest_framework import serializers
+
+    from apps.refunds.api import RefundOutSerializer
+    from apps.refunds.selectors import refund_list_for_merchant
+
+    ids = [
+        _create(api, make_order(merchant))["id"],  # approved
+        _create(api, make_order(merchant, locale="zh-hans"), reason="cannot_use", reason_text="视频无法播放")["id"],
+        _create(api, frozen_order)["id"],  # manual review
+    ]
+    Refund.objects.filter(pk=ids[0]).update(submitted_at=timezone.now(), succeeded_at=timezone.now())
+    refunds = list(refund_list_for_merchant(merchant=merchant).filter(pk__in=ids).order_by("pk"))
+
+    assert [r.decision["outcome"] for r in refunds] == ["approved", "tech_support", "manual_review"]
+    assert refunds[1].support_ticket is not None
+    for refund in refunds:
+        serializer = RefundOutSerializer(refund)
+        generic = serializers.ModelSerializer.to_representation(serializer, refund)
+        assert serializer.data == generic
+        assert list(serializer.data) == list(generic) == list(RefundOutSerializer.Meta.fields)
+    assert RefundOutSerializer(refunds[0]).data["succeeded_at"].endswith("Z")
+    assert RefundOutSerializer(refunds[1]).data["support_ticket"]["guidance"]
+
+
 def test_detail_returns_the_same_refund(api, order):
     created = _create(api, order)
 

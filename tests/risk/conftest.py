@@ -6,7 +6,6 @@ import pytest
 import time_machine
 
 from apps.gateways.models import Channel
-from apps.risk import caching
 from tests.risk.support import NOW
 
 
@@ -15,12 +14,3 @@ def frozen(db):
     Channel.objects.update(is_enabled=False)
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture(autouse=True)
-def _fresh_risk_caches():
-    """Each test starts with empty per-process risk caches: the database is rolled back between
-    tests without the signals that would bump their generations (apps.risk.caching)."""
-    caching.clear()
-    yield
-    caching.clear()
