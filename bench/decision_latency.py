@@ -14,7 +14,9 @@ scheduled instant from a thread pool, whether or not earlier ones have answered;
 from that instant, so a stall is not hidden), each for a different order paid inside the 15-minute
 or the 24-hour window, with a mix of reasons (no text, usage over the limit, tech-support phrases,
 text that only looks like one). Reports p50/p95/p99/max and errors, plus the decision's own
-`latency_ms`, and EXPLAINs the decision's queries to show which indexes they use.
+`latency_ms`, and EXPLAINs the decision's queries to show which indexes they use. Before the
+timed part, 25 requests per worker of the same mix (on orders of their own) warm the server, as
+one that has been serving for a while is.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/9 \\
         .venv/bin/python bench/decision_latency.py --orders 100000 --earlier-refunds 10000 --rate 50 --duration 60
@@ -40,6 +42,7 @@ from datetime import timedelta
 from common import django_setup, explain_selects, free_port, gunicorn, payer_accounts_create, percentile
 
 KINDS = ("course", "course", "license_key", "file", "template", "membership")
+WARM_PER_WORKER = 25  # real requests per web worker before the measurement
 BATCH = 5000
 
 
@@ -57,8 +60,9 @@ def _parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _setup(args: argparse.Namespace, rng: random.Random) -> tuple[str, list[dict]]:
-    """Fill the database; returns the API key and the planned requests (one per target order)."""
+def _setup(args: argparse.Namespace, rng: random.Random) -> tuple[str, list[dict], list[dict]]:
+    """Fill the database; returns the API key, the planned requests (one per target order) and the
+    warm-up requests (the same mix, on orders of their own)."""
     from django.utils import timezone
 
     from apps.accounts.models import BankAccount, Customer, Merchant
@@ -92,7 +96,7 @@ def _setup(args: argparse.Namespace, rng: random.Random) -> tuple[str, list[dict
     )
     accounts = payer_accounts_create(merchant=merchant, customers=customers, batch_size=BATCH)
 
-    targets = int(args.rate * args.duration)
+    targets = int(args.rate * args.duration) + WARM_PER_WORKER * args.web_workers
     history = args.orders - targets
     if history < args.earlier_refunds:
         sys.exit("--orders must exceed --earlier-refunds plus the requests sent")
@@ -209,7 +213,8 @@ def _setup(args: argparse.Namespace, rng: random.Random) -> tuple[str, list[dict
         plans.append(body)
     UsageEvent.objects.bulk_create(usage, batch_size=BATCH)
     rng.shuffle(plans)
-    return raw_key, plans
+    warm = WARM_PER_WORKER * args.web_workers
+    return raw_key, plans[warm:], plans[:warm]
 
 
 def _explain() -> list[tuple[str, str]]:
@@ -298,7 +303,7 @@ def main() -> None:
     # Whatever channels exist (none are created here) are off: no bank is called.
     Channel.objects.update(is_enabled=False)
     started = time.monotonic()
-    key, plans = _setup(args, rng)
+    key, plans, warm = _setup(args, rng)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     print(
@@ -309,16 +314,17 @@ def main() -> None:
     print("query plans of one decision:")
     for sql, plan in _explain():
         print(f"  {sql[:150]}\n    → {plan[:300]}")
-    before = Refund.objects.count()
     connections.close_all()
 
     port = free_port()
     with gunicorn(env, workers=args.web_workers, port=port, ready_path="/healthz"):
-        # Warm every worker (imports, connections, the phrase table) outside the measurement.
-        warm = [{"order": "o-missing", "amount": 1, "reason": "mistake", "reason_text": "报错"}] * (
-            4 * args.web_workers
-        )
+        # Outside the measurement, as a server that has been up for a while: real requests reach
+        # every worker (the configuration caches, the phrase table, the message templates, psycopg's
+        # prepared statements after five runs each). Each worker has already warmed its imports and
+        # connections at start (gunicorn.conf.py).
         _load(f"http://127.0.0.1:{port}/api/v1/refunds", key, warm, 20, 8, prefix="warm")
+        before = Refund.objects.count()
+        connections.close_all()
         print(f"sending {len(plans)} requests at {args.rate:g}/s for {args.duration:g}s …", flush=True)
         results = _load(f"http://127.0.0.1:{port}/api/v1/refunds", key, plans, args.rate, args.client_threads)
 
