@@ -3,7 +3,10 @@ data, and sends anyone else away: anonymous → login, platform operator → no-
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 
 from apps.accounts.models import User
 from tests.console.support import alert, reviewed_refund, staff
@@ -119,7 +122,10 @@ def test_report_csv_exports_rows_and_neutralises_formulas(owner_client, merchant
     assert owner_client.get("/console/reports/nothing.csv").status_code == 404
 
 
+@time_machine.travel(datetime(2026, 11, 27, 4, 0, tzinfo=UTC), tick=True)
 def test_todays_refund_rate_and_average_arrival_time(merchant):
+    """At a fixed mid-day (UTC and Asia/Shanghai alike): the orders are paid minutes before "now",
+    which just after midnight would be yesterday."""
     from datetime import timedelta
 
     from django.utils import timezone
