@@ -63,8 +63,13 @@ def recipient_group(notification: Notification) -> str:
     return user_group(notification.user_id)
 
 
-def status_callback_url() -> str:
-    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("notifications:twilio-status")
+def status_callback_url(notification: Notification) -> str:
+    """Where Twilio reports on this message. The URL names the row: a report can arrive before the
+    dispatch has recorded the sid Twilio answered with (a batch records its results after its last
+    send), and Twilio does not repeat a report it could not deliver. Twilio signs the whole URL,
+    so the row named cannot be changed by a caller."""
+    path = reverse("notifications:twilio-status")
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}?n={notification.pk}"
 
 
 class Provider:
@@ -153,7 +158,7 @@ class TwilioProvider(Provider):
                     to=notification.address,
                     from_=self.from_number,
                     twiml=voice_twiml(notification),
-                    status_callback=status_callback_url(),
+                    status_callback=status_callback_url(notification),
                     status_callback_event=["completed"],
                 )
             else:
@@ -161,7 +166,7 @@ class TwilioProvider(Provider):
                     to=notification.address,
                     from_=self.from_number,
                     body=notification.body,
-                    status_callback=status_callback_url(),
+                    status_callback=status_callback_url(notification),
                 )
         except TwilioRestException as exc:
             retryable = exc.status == 429 or exc.status >= 500

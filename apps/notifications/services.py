@@ -453,15 +453,31 @@ _UNDELIVERED = {"undelivered", "busy", "no-answer"}
 _FAILED = {"failed", "canceled"}
 
 
-def notification_apply_provider_status(*, provider: str, provider_id: str, status: str, payload: dict) -> bool:
+def notification_apply_provider_status(
+    *, provider: str, provider_id: str, status: str, payload: dict, notification_id: int | None = None
+) -> bool:
     """Apply one delivery report. Deduplicated on (provider, id, status); states never move
     backwards (a late "sent" after "delivered" is recorded and ignored). Undelivered or failed
     messages fall back to the next channels. Returns False for a replayed report.
+
+    `notification_id` is the row the callback URL names: a report that arrives while the dispatch
+    has not yet recorded the sid (the row is still `sending`, without one) is applied to it, and
+    the sid recorded there; the dispatch then finds the row moved on and leaves it.
 
     Raises NotFoundError for an id RefundGuard never sent (nothing is written)."""
     now = timezone.now()
     with transaction.atomic():
         n = Notification.objects.select_for_update().filter(provider=provider, provider_id=provider_id).first()
+        early: list[str] = []
+        if n is None and notification_id is not None:
+            n = (
+                Notification.objects.select_for_update()
+                .filter(pk=notification_id, status=S.SENDING, provider_id="")
+                .first()
+            )
+            if n is not None:
+                n.provider, n.provider_id, n.sent_at = provider, provider_id, n.sent_at or now
+                early = ["provider", "provider_id", "sent_at"]
         if n is None:
             raise NotFoundError("No notification was sent with this id.", code="unknown_sid")
         try:
@@ -472,7 +488,7 @@ def notification_apply_provider_status(*, provider: str, provider_id: str, statu
         except IntegrityError:
             return False
         n.provider_status = status[:32]
-        fields = ["provider_status", "updated_at"]
+        fields = ["provider_status", "updated_at", *early]
         if status in _DELIVERED and n.status in (S.SENDING, S.SENT):
             n.mark_delivered()
             n.delivered_at = now

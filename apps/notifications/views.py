@@ -7,6 +7,8 @@ Every request is authenticated with Twilio's `X-Twilio-Signature` (HMAC-SHA1 of 
 the form parameters, keyed with the account's auth token) before anything is read or written.
 403 for a missing or wrong signature (or no token configured), 400 without a sid or status, 404
 for a sid RefundGuard never sent, 204 otherwise — a replayed report too, so Twilio stops retrying.
+The callback URL names the message (`?n=<id>`), so a report that overtakes the dispatch's own
+record of the sid still finds its row.
 """
 
 from __future__ import annotations
@@ -73,8 +75,15 @@ def twilio_status(request):
             break
     if not sid or not status:
         return _error(400, "validation_error", "MessageSid and MessageStatus (or CallSid and CallStatus) are required.")
+    named = request.GET.get("n", "")
     try:
-        services.notification_apply_provider_status(provider="twilio", provider_id=sid, status=status, payload=params)
+        services.notification_apply_provider_status(
+            provider="twilio",
+            provider_id=sid,
+            status=status,
+            payload=params,
+            notification_id=int(named) if named.isdigit() and len(named) < 19 else None,
+        )
     except NotFoundError as exc:
         return _error(404, exc.code, exc.message)
     return HttpResponse(status=204)

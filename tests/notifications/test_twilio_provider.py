@@ -72,7 +72,7 @@ def test_sms_posts_to_from_body_and_status_callback_once(twilio_accepts, custome
         "To": ["+8613800000000"],
         "From": [FROM_NUMBER],
         "Body": [sms.body],
-        "StatusCallback": [STATUS_URL],
+        "StatusCallback": [f"{STATUS_URL}?n={sms.pk}"],
     }
     assert "o-1" in sms.body
     assert "https://rg.example.com/r/x/" in sms.body
@@ -104,7 +104,7 @@ def test_voice_call_posts_twiml_saying_the_body_in_the_recipients_language(
         "To": ["+8613800000001"],
         "From": [FROM_NUMBER],
         "Twiml": [f'<Response>{said}<Pause length="1"/>{said}</Response>'],
-        "StatusCallback": [STATUS_URL],
+        "StatusCallback": [f"{STATUS_URL}?n={voice.pk}"],
         "StatusCallbackEvent": ["completed"],
     }
     assert voice.status == S.SENT

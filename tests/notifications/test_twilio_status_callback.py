@@ -3,12 +3,25 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from urllib.parse import parse_qs
 
 import pytest
+import responses
 
 from apps.notifications.models import Notification, ProviderStatusEvent
-from tests.notifications.support import AUTH_TOKEN, STATUS_PATH, STATUS_URL, by_channel, sign
+from tests.notifications.support import (
+    AUTH_TOKEN,
+    MESSAGES_URL,
+    PUBLIC_BASE_URL,
+    STATUS_PATH,
+    STATUS_URL,
+    by_channel,
+    message_json,
+    new_sid,
+    sign,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -170,6 +183,51 @@ def test_undelivered_critical_sms_creates_its_push_fallback_exactly_once(
     assert push.fallback_of_id == sms.pk
     assert Notification.objects.filter(event_key=EVENT).count() == 4  # sms, voice, inbox, push
     assert ProviderStatusEvent.objects.count() == 1
+
+
+def test_a_report_that_overtakes_the_dispatch_reaches_the_row_its_url_names(
+    client, twilio, mocked, customer, notify_and_send
+):
+    """Twilio may report before `messages.create` has returned (a bad number fails at once), so
+    before the dispatch has recorded the sid. The callback URL names the row: the report lands,
+    the row falls back, and the dispatch then leaves the row as the report left it."""
+    answers = []
+
+    def create_and_report_at_once(request):
+        sent = parse_qs(request.body if isinstance(request.body, str) else request.body.decode())
+        sid, callback_url = new_sid("SM"), sent["StatusCallback"][0]
+        report = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003", "To": sent["To"][0]}
+        path = callback_url.removeprefix(PUBLIC_BASE_URL)
+        answers.append(client.post(path, report, HTTP_X_TWILIO_SIGNATURE=sign(report, url=callback_url)))
+        return 201, {}, json.dumps(message_json(sid, body=sent["Body"][0]))
+
+    mocked.add_callback(responses.POST, MESSAGES_URL, callback=create_and_report_at_once)
+    rows = notify_and_send(customer, event_key=EVENT)
+
+    assert [a.status_code for a in answers] == [204]
+    sms = rows["sms"]
+    assert sms.status == S.UNDELIVERED
+    assert sms.provider_id.startswith("SM")
+    assert sms.sent_at is not None
+    assert "30003" in sms.last_error
+    assert list(ProviderStatusEvent.objects.values_list("notification_id", "status")) == [(sms.pk, "undelivered")]
+    # The fallback channels (push, inbox) were already part of this high-priority message: once each.
+    assert sorted(Notification.objects.filter(event_key=EVENT).values_list("channel", flat=True)) == [
+        "inbox",
+        "push",
+        "sms",
+    ]
+
+
+def test_a_url_naming_a_row_that_has_another_sid_is_404_and_writes_nothing(client, sms):
+    params = sms_report(sms, "delivered", MessageSid="SM" + "f" * 32, SmsSid="SM" + "f" * 32)
+    url = f"{STATUS_URL}?n={sms.pk}"
+    before = snapshot()
+
+    response = client.post(f"{STATUS_PATH}?n={sms.pk}", params, HTTP_X_TWILIO_SIGNATURE=sign(params, url=url))
+
+    assert_error(response, 404, "unknown_sid")
+    assert snapshot() == before
 
 
 def test_voice_completed_marks_the_call_delivered(client, voice):
