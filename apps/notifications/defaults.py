@@ -165,6 +165,21 @@ BUILTIN: dict[tuple[str, str], dict[str, str]] = {
             "cardholder name and number at {{ change_account_link }}, then submit again. " + _EN_HELP
         ),
     },
+    ("withdrawal_refused", "zh-hans"): {
+        "subject": "提现未能提交",
+        "body": (
+            "您的提现{{ reference }}({{ amount }})未能提交银行:{{ reason }}。资金仍在您的余额中。{{ steps }}。"
+            "{% if party == 'platform' %}给您带来不便,我们深表歉意。{% endif %}查看详情:{{ link }} " + _ZH_HELP
+        ),
+    },
+    ("withdrawal_refused", "en"): {
+        "subject": "Withdrawal not sent to the bank",
+        "body": (
+            "Your withdrawal {{ reference }} ({{ amount }}) was not sent to the bank: {{ reason }}. The money stays "
+            "in your balance. {{ steps }}. {% if party == 'platform' %}We are sorry for the trouble. {% endif %}"
+            "Details: {{ link }} " + _EN_HELP
+        ),
+    },
     ("withdrawal_held", "zh-hans"): {
         "subject": "提现审核中,需要补充材料",
         "body": (

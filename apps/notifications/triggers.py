@@ -13,6 +13,7 @@ with. Called by the receivers inside the transaction that recorded the fact.
 | withdrawal held (risk control, pre-checks)              | withdrawal_held            | high     |
 | withdrawal held by the bank / failed and retried         | withdrawal_delayed         | medium   |
 | withdrawal failed on the card's details (customer's)    | withdrawal_failed_account  | high     |
+| withdrawal refused by another pre-check (why, what to do)| withdrawal_refused         | high     |
 | payout (to a merchant) held, failed or returned         | payout_problem (staff)     | medium   |
 | P0 alert raised or escalated (apps.alerts calls)        | p0_page (on-call staff)    | critical |
 | commission frozen / clawed back / released (commissions)| commission_*               | medium   |
@@ -59,8 +60,73 @@ REASON_TEXT = {
         "zh-hans": "持卡人姓名或卡号与银行登记的不一致",
         "en": "the cardholder name or number does not match the bank's records",
     },
-    "precheck_account_status": {"zh-hans": "该银行卡当前无法收款", "en": "the card cannot receive money right now"},
 }
+
+# A withdrawal the pre-checks refused, by check (and, for the account status, by its reason): why,
+# in the customer's words, and what they can do. Nothing was sent to a bank; the money stays in
+# their balance.
+WITHDRAWAL_REFUSALS = {
+    "account_status:merchant_inactive": (
+        {"zh-hans": "商户账户当前不可用", "en": "the merchant's account is not active"},
+        {"zh-hans": "请联系商户客服", "en": "Please contact the merchant"},
+    ),
+    "account_status:destination_account_frozen": (
+        {"zh-hans": "该银行卡已被暂停收款", "en": "payments to this card are suspended"},
+        {"zh-hans": "请更换其他银行卡后重新提交,或联系客服", "en": "Use another card and submit again, or contact us"},
+    ),
+    "account_status:customer_frozen": (
+        {"zh-hans": "您的账户正在安全审核中", "en": "your account is under a security review"},
+        {
+            "zh-hans": "审核完成后即可提现,如有疑问请联系客服",
+            "en": "You can withdraw once the review is done; contact us with any question",
+        },
+    ),
+    "currency_match": (
+        {"zh-hans": "提现币种与银行卡币种不一致", "en": "the withdrawal currency differs from the card's"},
+        {"zh-hans": "请使用与银行卡相同的币种重新提交", "en": "Submit again in the card's currency"},
+    ),
+    "fx_simulation": (
+        {"zh-hans": "我方汇率换算出现问题", "en": "a currency conversion problem on our side"},
+        {"zh-hans": "我们正在处理,您可稍后重新提交", "en": "We are fixing it; you can submit again later"},
+    ),
+    "amount_matches_source": (
+        {"zh-hans": "提现金额超过了您的可提现余额", "en": "the amount is more than your withdrawable balance"},
+        {"zh-hans": "请按可提现余额修改金额后重新提交", "en": "Submit again for at most your withdrawable balance"},
+    ),
+    "balance_sufficient": (
+        {"zh-hans": "可提现余额不足", "en": "the available balance is not enough"},
+        {
+            "zh-hans": "请等待处理中的提现完成,或减少金额后重新提交",
+            "en": "Wait for your withdrawals in progress to finish, or ask for less",
+        },
+    ),
+    "per_transaction_limit": (
+        {"zh-hans": "超过单笔提现限额", "en": "it is over the limit for one withdrawal"},
+        {"zh-hans": "请减少金额或分多笔提现", "en": "Ask for less, or split it into several withdrawals"},
+    ),
+    "daily_limit": (
+        {"zh-hans": "超过每日提现限额", "en": "it is over the daily withdrawal limit"},
+        {"zh-hans": "请明天再试或减少金额", "en": "Try again tomorrow, or ask for less"},
+    ),
+    "risk": (
+        {"zh-hans": "未通过安全检查", "en": "it did not pass our security checks"},
+        {"zh-hans": "请联系客服核实", "en": "Contact us to have it checked"},
+    ),
+}
+_REFUSAL_FALLBACK = (
+    {"zh-hans": "未通过提现前检查", "en": "it did not pass the checks before sending"},
+    {"zh-hans": "请联系客服", "en": "Contact us"},
+)
+
+
+def withdrawal_refusal(d, event, locale: str) -> tuple[str, str]:
+    """(why, what to do) for a withdrawal the pre-checks refused, in `locale`."""
+    check = d.failure_code.removeprefix("precheck_")
+    reason = event.detail.get("reason", "")
+    why, steps = WITHDRAWAL_REFUSALS.get(f"{check}:{reason}") or WITHDRAWAL_REFUSALS.get(check) or _REFUSAL_FALLBACK
+    return why.get(locale) or why["en"], steps.get(locale) or steps["en"]
+
+
 _REASON_FALLBACK = {"zh-hans": "银行未说明原因,我们正在核实", "en": "the bank gave no reason; we are checking"}
 
 # What a customer sends so a risk review can finish (seed practice: say exactly which documents).
@@ -192,13 +258,13 @@ def _withdrawal_message(d, event) -> tuple[str, str] | None:
         return "withdrawal_held", Priority.HIGH
     if code == "held_by_bank":
         return "withdrawal_delayed", Priority.MEDIUM
-    # Only a failure that is the customer's to fix gets the "check your card" message (an account
-    # status check also fails on the platform's side, e.g. a frozen destination or merchant).
-    if code == "precheck_failed" and (
-        d.failure_code == "precheck_account_verification"
-        or (d.failure_code == "precheck_account_status" and event.responsible_party == "customer")
-    ):
-        return "withdrawal_failed_account", Priority.HIGH
+    # A card the bank does not recognise gets the "check your card" message; any other refusal by
+    # the pre-checks (limits, balance, a frozen account or card, the merchant, security) says why
+    # and what the customer can do.
+    if code == "precheck_failed":
+        if d.failure_code == "precheck_account_verification":
+            return "withdrawal_failed_account", Priority.HIGH
+        return "withdrawal_refused", Priority.HIGH
     if code == "failed":
         if d.failure_code in _CUSTOMER_ACCOUNT_CODES:
             return "withdrawal_failed_account", Priority.HIGH
@@ -220,13 +286,15 @@ def withdrawal_event(d, event) -> int:
     locale = customer.locale
     link = withdrawal_progress_url(d)
     reference = d.withdrawal_number
+    refusal = withdrawal_refusal(d, event, locale) if template_key == "withdrawal_refused" else ("", "")
     context = {
         **_common(locale),
         **_account(d.destination_account),
         "amount": format_amount(d.amount, d.currency, locale),
         "eta": "",
         "party": event.responsible_party,
-        "reason": reason_text(d.failure_code, locale) if d.failure_code else "",
+        "reason": refusal[0] or (reason_text(d.failure_code, locale) if d.failure_code else ""),
+        "steps": refusal[1],
         "materials": WITHDRAWAL_MATERIALS.get(locale, WITHDRAWAL_MATERIALS["en"]),
         "change_account_link": f"{link}#account",
     }

@@ -529,6 +529,81 @@ def test_0004_withdrawal_failing_the_holder_name_check_is_high_and_asks_to_fix_t
     assert len(messages("withdrawal", d.pk)) == 3
 
 
+def test_a_withdrawal_over_the_balance_says_why_and_what_to_do(api, merchant, bank, known_destinations):
+    customer = customer_with_wallet(merchant, 5000, locale="en", phone="+8613900000006")
+    body = withdrawal_body(customer, 10000)
+    number = body["destination_account"]["account_number"]
+    response = post(api, WITHDRAWALS, body)
+    assert response.status_code == 201, response.content
+    d = Disbursement.objects.get(pk=response.json()["id"])
+    assert (d.status, d.failure_code, d.responsible_party) == (
+        Disbursement.Status.FAILED,
+        "precheck_amount_matches_source",
+        "customer",
+    )
+
+    refused = messages("withdrawal", d.pk, "withdrawal_refused")
+    assert_set(
+        refused,
+        template_key="withdrawal_refused",
+        priority="high",
+        channels={"sms", "push", "inbox"},
+        recipient=customer,
+        reference=f"W{d.pk:08d}",
+        link_part="/r/w/",
+        locale="en",
+        secret_numbers=(number,),
+    )
+    why, steps = triggers.WITHDRAWAL_REFUSALS["amount_matches_source"]
+    for n in refused:
+        assert why["en"] in n.body
+        assert steps["en"] in n.body
+        assert "The money stays in your balance" in n.body
+        assert "sorry" not in n.body  # the customer's to fix: no apology
+    assert messages("withdrawal", d.pk, "withdrawal_failed_account") == []
+    assert triggers.withdrawal_event(d, d.events.get(code="precheck_failed")) == 0  # once per cause
+
+
+def test_a_frozen_customer_is_told_of_the_review_not_asked_to_check_the_card(api, merchant, bank, known_destinations):
+    from apps.accounts.services import account_freeze
+
+    customer = customer_with_wallet(merchant, 20000, locale="zh-hans", phone="+8613900000007")
+    account_freeze(merchant=merchant, customer=customer, reason="chargeback", actor_label="risk")
+    response = post(api, WITHDRAWALS, withdrawal_body(customer, 10000))
+    assert response.status_code == 201, response.content
+    d = Disbursement.objects.get(pk=response.json()["id"])
+    assert (d.status, d.failure_code) == (Disbursement.Status.FAILED, "precheck_account_status")
+
+    assert messages("withdrawal", d.pk, "withdrawal_failed_account") == []
+    refused = messages("withdrawal", d.pk, "withdrawal_refused")
+    assert {n.channel for n in refused} == {"sms", "push", "inbox"}
+    why, steps = triggers.WITHDRAWAL_REFUSALS["account_status:customer_frozen"]
+    for n in refused:
+        assert why["zh-hans"] in n.body
+        assert steps["zh-hans"] in n.body
+        assert "资金仍在您的余额中" in n.body
+
+
+def test_a_withdrawal_refused_on_the_platforms_side_apologises(api, merchant, bank, known_destinations):
+    from apps.accounts.services import account_freeze, bank_account_get_or_create
+
+    customer = customer_with_wallet(merchant, 20000, locale="en", phone="+8613900000008")
+    body = withdrawal_body(customer, 10000)
+    card = bank_account_get_or_create(merchant=merchant, customer=customer, **body["destination_account"])
+    account_freeze(merchant=merchant, bank_account=card, reason="court order", actor_label="ops")
+    response = post(api, WITHDRAWALS, body)
+    assert response.status_code == 201, response.content
+    d = Disbursement.objects.get(pk=response.json()["id"])
+    assert (d.failure_code, d.responsible_party) == ("precheck_account_status", "platform")
+
+    refused = messages("withdrawal", d.pk, "withdrawal_refused")
+    assert {n.channel for n in refused} == {"sms", "push", "inbox"}
+    why, _ = triggers.WITHDRAWAL_REFUSALS["account_status:destination_account_frozen"]
+    for n in refused:
+        assert why["en"] in n.body
+        assert "We are sorry for the trouble" in n.body
+
+
 def test_a_failed_payout_tells_the_merchants_finance_and_owner_staff_only(
     api, merchant, other_merchant, bank, known_destinations, clock
 ):
