@@ -462,6 +462,23 @@ def known_destinations(payout_settings):
     return payout_settings
 
 
+def withdrawal_messages(d: Disbursement, template_key: str, *, customer, locale: str, number: str) -> list:
+    """The high-priority SMS + push + inbox set a withdrawal event owes its customer, checked."""
+    rows = messages("withdrawal", d.pk, template_key)
+    assert_set(
+        rows,
+        template_key=template_key,
+        priority="high",
+        channels={"sms", "push", "inbox"},
+        recipient=customer,
+        reference=f"W{d.pk:08d}",
+        link_part="/r/w/",
+        locale=locale,
+        secret_numbers=(number,),
+    )
+    return rows
+
+
 def withdraw(api, customer, amount: int, **kwargs) -> Disbursement:
     response = post(api, WITHDRAWALS, withdrawal_body(customer, amount, **kwargs))
     assert response.status_code == 201, response.content
@@ -477,18 +494,7 @@ def test_a_withdrawal_held_by_the_prechecks_is_high_and_asks_for_the_documents(a
     again.refresh_from_db()
     assert again.status == Disbursement.Status.HELD
 
-    held = messages("withdrawal", again.pk, "withdrawal_held")
-    assert_set(
-        held,
-        template_key="withdrawal_held",
-        priority="high",
-        channels={"sms", "push", "inbox"},
-        recipient=customer,
-        reference=f"W{again.pk:08d}",
-        link_part="/r/w/",
-        locale="en",
-        secret_numbers=(number,),
-    )
+    held = withdrawal_messages(again, "withdrawal_held", customer=customer, locale="en", number=number)
     for n in held:
         assert triggers.WITHDRAWAL_MATERIALS["en"] in n.body
     assert messages("withdrawal", first.pk, "withdrawal_held") == []
@@ -507,18 +513,7 @@ def test_0004_withdrawal_failing_the_holder_name_check_is_high_and_asks_to_fix_t
     assert d.status == Disbursement.Status.FAILED
     assert d.failure_code == "precheck_account_verification"
 
-    failed = messages("withdrawal", d.pk, "withdrawal_failed_account")
-    assert_set(
-        failed,
-        template_key="withdrawal_failed_account",
-        priority="high",
-        channels={"sms", "push", "inbox"},
-        recipient=customer,
-        reference=f"W{d.pk:08d}",
-        link_part="/r/w/",
-        locale="zh-hans",
-        secret_numbers=(number,),
-    )
+    failed = withdrawal_messages(d, "withdrawal_failed_account", customer=customer, locale="zh-hans", number=number)
     for n in failed:
         assert triggers.REASON_TEXT["precheck_account_verification"]["zh-hans"] in n.body
         assert f"{n.link}#account" in n.body
@@ -542,18 +537,7 @@ def test_a_withdrawal_over_the_balance_says_why_and_what_to_do(api, merchant, ba
         "customer",
     )
 
-    refused = messages("withdrawal", d.pk, "withdrawal_refused")
-    assert_set(
-        refused,
-        template_key="withdrawal_refused",
-        priority="high",
-        channels={"sms", "push", "inbox"},
-        recipient=customer,
-        reference=f"W{d.pk:08d}",
-        link_part="/r/w/",
-        locale="en",
-        secret_numbers=(number,),
-    )
+    refused = withdrawal_messages(d, "withdrawal_refused", customer=customer, locale="en", number=number)
     why, steps = triggers.WITHDRAWAL_REFUSALS["amount_matches_source"]
     for n in refused:
         assert why["en"] in n.body
@@ -569,14 +553,15 @@ def test_a_frozen_customer_is_told_of_the_review_not_asked_to_check_the_card(api
 
     customer = customer_with_wallet(merchant, 20000, locale="zh-hans", phone="+8613900000007")
     account_freeze(merchant=merchant, customer=customer, reason="chargeback", actor_label="risk")
-    response = post(api, WITHDRAWALS, withdrawal_body(customer, 10000))
+    body = withdrawal_body(customer, 10000)
+    response = post(api, WITHDRAWALS, body)
     assert response.status_code == 201, response.content
     d = Disbursement.objects.get(pk=response.json()["id"])
     assert (d.status, d.failure_code) == (Disbursement.Status.FAILED, "precheck_account_status")
 
     assert messages("withdrawal", d.pk, "withdrawal_failed_account") == []
-    refused = messages("withdrawal", d.pk, "withdrawal_refused")
-    assert {n.channel for n in refused} == {"sms", "push", "inbox"}
+    number = body["destination_account"]["account_number"]
+    refused = withdrawal_messages(d, "withdrawal_refused", customer=customer, locale="zh-hans", number=number)
     why, steps = triggers.WITHDRAWAL_REFUSALS["account_status:customer_frozen"]
     for n in refused:
         assert why["zh-hans"] in n.body
@@ -596,8 +581,8 @@ def test_a_withdrawal_refused_on_the_platforms_side_apologises(api, merchant, ba
     d = Disbursement.objects.get(pk=response.json()["id"])
     assert (d.failure_code, d.responsible_party) == ("precheck_account_status", "platform")
 
-    refused = messages("withdrawal", d.pk, "withdrawal_refused")
-    assert {n.channel for n in refused} == {"sms", "push", "inbox"}
+    number = body["destination_account"]["account_number"]
+    refused = withdrawal_messages(d, "withdrawal_refused", customer=customer, locale="en", number=number)
     why, _ = triggers.WITHDRAWAL_REFUSALS["account_status:destination_account_frozen"]
     for n in refused:
         assert why["en"] in n.body
