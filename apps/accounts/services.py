@@ -39,7 +39,7 @@ def api_key_create(*, merchant: Merchant, name: str = "default", raw_key: str | 
 # edited, so each process keeps what it read (apps.common.caching): a revocation or deactivation
 # is seen at once by the process that made it and by every other within a second.
 API_KEYS = "accounts:api_keys"
-_KEY_FIELDS = ("id", "merchant_id", "name", "prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
+_KEY_FIELDS = tuple(f.attname for f in ApiKey._meta.concrete_fields)
 _MERCHANT_FIELDS = tuple(f.attname for f in Merchant._meta.concrete_fields)
 
 
