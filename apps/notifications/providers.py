@@ -139,9 +139,9 @@ class TwilioProvider(Provider):
             http_client=TwilioHttpClient(timeout=TWILIO_TIMEOUT_SECONDS),
         )
         self.from_number = settings.TWILIO_FROM_NUMBER
-        # Only SMS can be found again (by number and body); an interrupted call cannot, so it is
-        # not repeated blindly: the sweep fails it and voice's fallback (SMS) carries the message.
-        self.can_query = channel == Channel.SMS
+        # An interrupted send (a timeout, a 5xx, a worker that died) is looked up before it is
+        # repeated, SMS by number and body, a call by number and time (`find_sent`).
+        self.can_query = channel in (Channel.SMS, Channel.VOICE)
 
     def send(self, notification: Notification) -> SendResult:
         from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -178,24 +178,34 @@ class TwilioProvider(Provider):
         return SendResult(provider=self.name, provider_id=resource.sid, reports_back=True)
 
     def find_sent(self, notification: Notification) -> str | None:
-        """Twilio has no idempotency key: look among the latest messages to the same number for one
-        with the same body, created since this notification was written. (`DateSent` stays empty
-        while a message waits in Twilio's queue, so the list is not filtered by it.)"""
-        if notification.channel != Channel.SMS:
+        """Twilio has no idempotency key: look among the latest messages (or calls) to the same
+        number for one created since this notification was written. A message must have the same
+        body; a call has no content to compare, so it is the earliest such call whose sid no other
+        notification has recorded (two pages to one person within the same seconds could be taken
+        for each other: then one is marked sent instead of ringing again). (`DateSent` stays empty
+        while a message waits in Twilio's queue, so the lists are not filtered by it.)"""
+        if notification.channel not in (Channel.SMS, Channel.VOICE):
             return None
+        since = notification.created_at.replace(microsecond=0)
+        listed = self.client.calls if notification.channel == Channel.VOICE else self.client.messages
         try:
             recent = [
-                m
-                for m in self.client.messages.list(to=notification.address, from_=self.from_number, limit=50)
-                if m.date_created is None or m.date_created >= notification.created_at.replace(microsecond=0)
+                item
+                for item in listed.list(to=notification.address, from_=self.from_number, limit=50)
+                if item.date_created is None or item.date_created >= since
             ]
         except Exception:
             logger.exception("notifications: cannot query Twilio for notification %s", notification.pk)
             raise ProviderError("twilio query failed", retryable=True) from None
-        for message in recent:
-            if message.body == notification.body:
-                return message.sid
-        return None
+        if notification.channel == Channel.SMS:
+            return next((m.sid for m in recent if m.body == notification.body), None)
+        taken = set(
+            Notification.objects.filter(provider=self.name, provider_id__in=[c.sid for c in recent])
+            .exclude(pk=notification.pk)
+            .values_list("provider_id", flat=True)
+        )
+        # Twilio lists newest first.
+        return next((c.sid for c in reversed(recent) if c.sid not in taken), None)
 
 
 class EmailProvider(Provider):

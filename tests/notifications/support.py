@@ -70,6 +70,9 @@ def call_json(sid: str, *, to: str = "+8613800000000") -> dict:
         "from": FROM_NUMBER,
         "status": "queued",
         "direction": "outbound-api",
+        "date_created": format_datetime(timezone.now(), usegmt=True),
+        "date_updated": format_datetime(timezone.now(), usegmt=True),
+        "start_time": None,
         "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json",
     }
 
@@ -128,6 +131,7 @@ class FakeTwilio:
         mocked.add_callback(responses.POST, MESSAGES_URL, callback=self._create_message)
         mocked.add_callback(responses.POST, CALLS_URL, callback=self._create_call)
         mocked.add_callback(responses.GET, MESSAGES_URL, callback=self._list_messages)
+        mocked.add_callback(responses.GET, CALLS_URL, callback=self._list_calls)
 
     def _maybe_kill(self, stage: str) -> None:
         if self.kill == stage:
@@ -156,17 +160,26 @@ class FakeTwilio:
     def _list_messages(self, request):
         return 200, {}, json.dumps(message_page(self.messages))
 
+    def _list_calls(self, request):
+        return 200, {}, json.dumps(list_page("calls", list(reversed(self.calls))))  # newest first, as Twilio
 
-def message_page(messages: list[dict]) -> dict:
-    """One page of Twilio's message list, the last one."""
+
+def list_page(key: str, items: list[dict]) -> dict:
+    """One page of a Twilio list resource (`messages`, `calls`), the last one."""
+    uri = f"/2010-04-01/Accounts/x/{key.capitalize()}.json?PageSize=50&Page=0"
     return {
-        "messages": messages,
-        "first_page_uri": "/2010-04-01/Accounts/x/Messages.json?PageSize=50&Page=0",
+        key: items,
+        "first_page_uri": uri,
         "next_page_uri": None,
         "previous_page_uri": None,
         "page": 0,
         "page_size": 50,
         "start": 0,
-        "end": max(len(messages) - 1, 0),
-        "uri": "/2010-04-01/Accounts/x/Messages.json?PageSize=50&Page=0",
+        "end": max(len(items) - 1, 0),
+        "uri": uri,
     }
+
+
+def message_page(messages: list[dict]) -> dict:
+    """One page of Twilio's message list, the last one."""
+    return list_page("messages", messages)

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.notifications import services
-from apps.notifications.models import Notification, ProviderStatusEvent, SandboxMessage
+from apps.notifications.models import Notification, SandboxMessage
 from tests.factories import CustomerFactory
 from tests.notifications.support import (
     CALLS_URL,
@@ -362,16 +362,21 @@ def test_sms_left_sending_that_never_reached_twilio_is_sent_exactly_once(twilio,
     assert Notification.objects.count() == 3
 
 
-def test_voice_left_sending_is_not_called_a_second_time_blindly(twilio, mocked, customer):
-    """A call cannot be looked up by content: after an interrupted call the page goes out by SMS
-    (voice's fallback) instead of possibly ringing twice."""
-    fake = FakeTwilio()
-    fake.install(mocked)
+def _only_the_call_due(customer) -> Notification:
+    """A critical message written, its SMS and inbox rows put off: the next dispatch sends the call."""
     _write(customer, priority="critical")
     voice = Notification.objects.get(channel="voice")
-    # the SMS goes out; the voice call is accepted by Twilio and then the worker dies
     Notification.objects.exclude(pk=voice.pk).update(next_attempt_at=timezone.now() + dt.timedelta(hours=1))
-    fake.kill = "after"
+    return voice
+
+
+def test_voice_left_sending_is_found_at_twilio_not_called_twice(twilio, mocked, customer):
+    """A call has no content to compare, but it can be found by number and time: after an
+    interrupted call the sweep asks Twilio, finds it and marks it sent instead of ringing twice."""
+    fake = FakeTwilio()
+    fake.install(mocked)
+    voice = _only_the_call_due(customer)
+    fake.kill = "after"  # Twilio accepts the call, then the worker dies
     with pytest.raises(WorkerKilled):
         services.notification_dispatch_event(event_key="refund:1:delayed")
     assert len(fake.calls) == 1
@@ -383,5 +388,74 @@ def test_voice_left_sending_is_not_called_a_second_time_blindly(twilio, mocked, 
     voice.refresh_from_db()
     assert len(fake.calls) == 1
     assert len(posts_to(mocked, CALLS_URL)) == 1
-    assert voice.status == S.FAILED
-    assert ProviderStatusEvent.objects.count() == 0
+    assert voice.status == S.SENT
+    assert voice.provider_id == fake.calls[0]["sid"]
+    assert len([c for c in mocked.calls if c.request.method == "GET" and c.request.url.startswith(CALLS_URL)]) == 1
+
+
+def test_voice_read_timeout_after_twilio_accepted_is_not_called_again_on_retry(twilio, mocked, customer):
+    fake = FakeTwilio()
+    fake.install(mocked)
+    voice = _only_the_call_due(customer)
+    fake.kill = "timeout-after"
+
+    services.notification_dispatch_event(event_key="refund:1:delayed")
+    voice.refresh_from_db()
+    assert (voice.status, voice.last_error) == (S.QUEUED, "twilio unreachable: ReadTimeout")
+    with time_machine.travel(voice.next_attempt_at + dt.timedelta(seconds=1)):
+        Notification.objects.exclude(pk=voice.pk).update(next_attempt_at=timezone.now() + dt.timedelta(hours=1))
+        assert services.notification_dispatch_due() == 1
+
+    voice.refresh_from_db()
+    assert (voice.status, voice.attempts) == (S.SENT, 2)
+    assert voice.provider_id == fake.calls[0]["sid"]
+    assert len(fake.calls) == 1
+    assert len(posts_to(mocked, CALLS_URL)) == 1
+
+
+def test_voice_read_timeout_before_twilio_got_it_is_called_once_on_retry(twilio, mocked, customer):
+    fake = FakeTwilio()
+    fake.install(mocked)
+    voice = _only_the_call_due(customer)
+    fake.kill = "timeout-before"
+
+    services.notification_dispatch_event(event_key="refund:1:delayed")
+    voice.refresh_from_db()
+    with time_machine.travel(voice.next_attempt_at + dt.timedelta(seconds=1)):
+        Notification.objects.exclude(pk=voice.pk).update(next_attempt_at=timezone.now() + dt.timedelta(hours=1))
+        assert services.notification_dispatch_due() == 1
+
+    voice.refresh_from_db()
+    assert voice.status == S.SENT
+    assert len(fake.calls) == 1
+    assert voice.provider_id == fake.calls[0]["sid"]
+    assert len(posts_to(mocked, CALLS_URL)) == 2
+
+
+def test_a_call_recorded_by_another_page_is_not_taken_for_this_one(twilio, mocked, customer):
+    """Two pages to one person: the retry of the second must not mistake the first's call for its own."""
+    fake = FakeTwilio()
+    fake.install(mocked)
+    _write(customer, event_key="p0:first", priority="critical")
+    services.notification_dispatch_event(event_key="p0:first")
+    first = Notification.objects.get(event_key="p0:first", channel="voice")
+    assert first.status == S.SENT
+    _write(customer, event_key="p0:second", priority="critical")
+    second = Notification.objects.get(event_key="p0:second", channel="voice")
+    Notification.objects.filter(event_key="p0:second").exclude(pk=second.pk).update(
+        next_attempt_at=timezone.now() + dt.timedelta(hours=1)
+    )
+    fake.kill = "timeout-before"
+    services.notification_dispatch_event(event_key="p0:second")
+    second.refresh_from_db()
+    with time_machine.travel(second.next_attempt_at + dt.timedelta(seconds=1)):
+        Notification.objects.exclude(pk=second.pk).filter(status=S.QUEUED).update(
+            next_attempt_at=timezone.now() + dt.timedelta(hours=1)
+        )
+        assert services.notification_dispatch_due() == 1
+
+    second.refresh_from_db()
+    assert second.status == S.SENT
+    assert second.provider_id != first.provider_id
+    assert len(fake.calls) == 2
+    assert {c["sid"] for c in fake.calls} == {first.provider_id, second.provider_id}
