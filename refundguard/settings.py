@@ -473,8 +473,9 @@ PAYOUT_DUPLICATE_WINDOW = timedelta(minutes=env.int("PAYOUT_DUPLICATE_WINDOW_MIN
 PAYOUT_HOME_COUNTRY = env.str("PAYOUT_HOME_COUNTRY", default="CN")
 # The first movement to a destination never paid before goes to review instead of auto-approval.
 PAYOUT_REVIEW_NEW_DESTINATION = env.bool("PAYOUT_REVIEW_NEW_DESTINATION", default=True)
-# Merchant staff roles that may approve (platform operators with is_staff may too).
-PAYOUT_APPROVER_ROLES = env.list("PAYOUT_APPROVER_ROLES", default=["owner", "finance", "reviewer"])
+# Merchant staff roles that may approve (platform operators with is_staff may too) — through the
+# API, the admin and the console alike. Reviewers decide risk cases; money out is finance's.
+PAYOUT_APPROVER_ROLES = env.list("PAYOUT_APPROVER_ROLES", default=["owner", "finance"])
 # FX simulation: a class (dotted path) answering rate(base=, quote=) → Decimal | None, and the
 # fixed-rate table the default source reads ("BASE:QUOTE": units of QUOTE per unit of BASE, as strings).
 PAYOUT_FX_RATE_SOURCE = env.str("PAYOUT_FX_RATE_SOURCE", default="apps.payouts.fx.FixedRateSource")

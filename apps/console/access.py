@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
@@ -23,20 +24,24 @@ logger = logging.getLogger("refundguard.console")
 R = User.Role
 
 # action → roles allowed to take it. Reviewers decide cases, finance approves payouts, operators
-# run alerts and rules; the owner may do anything.
-ACTIONS: dict[str, frozenset[str]] = {
+# run alerts and rules; the owner may do anything. Payout approval is the payouts service's own
+# rule (settings.PAYOUT_APPROVER_ROLES), so the console offers exactly what the API allows.
+ACTIONS: dict[str, frozenset[str] | None] = {
     "alert_ack": frozenset({R.OWNER, R.OPERATOR, R.REVIEWER, R.FINANCE}),
     "alert_resolve": frozenset({R.OWNER, R.OPERATOR}),
     "silence_create": frozenset({R.OWNER, R.OPERATOR}),
     "case_decide": frozenset({R.OWNER, R.REVIEWER}),
-    "payout_approve": frozenset({R.OWNER, R.FINANCE}),
+    "payout_approve": None,
     "rule_mode": frozenset({R.OWNER, R.OPERATOR}),
     "rule_test": frozenset({R.OWNER, R.OPERATOR}),
 }
 
 
 def can(user, action: str) -> bool:
-    return bool(getattr(user, "merchant_id", None)) and user.role in ACTIONS[action]
+    roles = ACTIONS[action]
+    if roles is None:
+        roles = settings.PAYOUT_APPROVER_ROLES
+    return bool(getattr(user, "merchant_id", None)) and user.role in roles
 
 
 def permissions_for(user) -> dict[str, bool]:

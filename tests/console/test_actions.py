@@ -121,6 +121,19 @@ def test_reviewers_and_operators_cannot_approve_payouts(login, merchant, inproc_
     assert d.status == Disbursement.Status.PENDING_APPROVAL
 
 
+def test_the_console_offers_payout_approval_to_exactly_the_roles_the_payouts_service_allows(
+    login, merchant, inproc_bank, settings
+):
+    """One rule (settings.PAYOUT_APPROVER_ROLES) for the API, the admin and the console."""
+    settings.PAYOUT_APPROVER_ROLES = ["owner", "finance", "reviewer"]
+    d = pending_payout(merchant, maker="someone-else")
+    reviewer = staff(merchant, User.Role.REVIEWER)
+
+    assert login(reviewer).get(f"/console/payouts/{d.pk}/").context["may_approve"] is True
+    login(reviewer).post(f"/console/payouts/{d.pk}/approve")
+    assert list(Approval.objects.values_list("approver__username", flat=True)) == [reviewer.username]
+
+
 def test_approval_queue_lists_what_waits(owner_client, merchant, inproc_bank):
     d = pending_payout(merchant, maker="maker-x")
     response = owner_client.get("/console/approvals/")

@@ -107,6 +107,7 @@ def test_an_approval_is_refused_when_not_waiting_for_one(merchant, inproc_bank, 
     ("who", "code"),
     [
         ("operator", "approver_not_allowed"),
+        ("reviewer", "approver_not_allowed"),
         ("inactive", "approver_not_allowed"),
         ("other-merchant", "approver_not_allowed"),
     ],
@@ -117,6 +118,7 @@ def test_only_active_staff_of_the_merchant_with_an_approving_role_approve(
     d = large_payout(merchant, maker="maker")
     person = {
         "operator": lambda: staff(merchant, "op", role=User.Role.OPERATOR),
+        "reviewer": lambda: staff(merchant, "rev", role=User.Role.REVIEWER),
         "inactive": lambda: User.objects.create(username="gone", merchant=merchant, role="finance", is_active=False),
         "other-merchant": lambda: staff(other_merchant, "stranger"),
     }[who]()
