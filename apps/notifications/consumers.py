@@ -7,7 +7,8 @@ the pages they have open.
     /ws/r/w/<token>/       the same for a withdrawal's progress token
     /ws/notifications/     signed-in staff; joins `notify.user.<user_id>` (close 4401 otherwise)
 
-Read-only: the socket only relays; marking read goes through HTTP.
+Read-only: the socket only relays; marking read goes through HTTP. A push message relayed to an
+open page is recorded as delivered (the server saw the send succeed; the browser writes nothing).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.common.live import ensure_relay
+from apps.notifications import services
 from apps.notifications.providers import customer_group, user_group
 from apps.payouts.services import withdrawal_get_by_progress_token
 from apps.refunds.services import refund_get_by_progress_token
@@ -32,6 +34,11 @@ def _subject_for(kind: str, token: str) -> tuple[int, dict] | None:
         return (withdrawal.customer_id, {"type": "withdrawal", "id": withdrawal.pk}) if withdrawal else None
     refund = refund_get_by_progress_token(token)
     return (refund.customer_id, {"type": "refund", "id": refund.pk}) if refund is not None else None
+
+
+@database_sync_to_async
+def _shown(notification_id: int) -> None:
+    services.notification_mark_shown(notification_id=notification_id)
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
@@ -73,3 +80,5 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if self.only_subject is not None and payload.get("subject") != self.only_subject:
             return
         await self.send_json(payload)
+        if payload.get("event") == "push" and payload.get("id"):
+            await _shown(payload["id"])

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.models import Customer, User
@@ -510,6 +511,24 @@ def notification_apply_provider_status(
             fields += ["status", "sent_at"]
         n.save(update_fields=fields)
     return True
+
+
+def notification_mark_shown(*, notification_id: int) -> bool:
+    """A push message was relayed to an open page of its recipient (the WebSocket consumer, which
+    knows the send succeeded): delivered. A push nobody had a page open for stays `sent`. Once per
+    message; the relay can run before the dispatch records its hand-over, so `sending` counts too
+    (the dispatch then leaves the row). Returns whether the row changed."""
+    now = timezone.now()
+    changed = Notification.objects.filter(
+        pk=notification_id, channel=Channel.PUSH, status__in=(S.SENDING, S.SENT)
+    ).update(
+        status=S.DELIVERED,
+        provider=provider_for(Channel.PUSH).name,
+        sent_at=Coalesce("sent_at", Value(now)),
+        delivered_at=now,
+        updated_at=now,
+    )
+    return bool(changed)
 
 
 # --- inbox ------------------------------------------------------------------------------------

@@ -95,6 +95,16 @@ async def refused_with(path: str, user=None) -> int:
     return code
 
 
+async def settled(read, push_status: str, timeout: float = 5.0):
+    """`read()` once the push row has `push_status` (the consumer records it after relaying)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        rows = await sync_to_async(read)()
+        if rows.get("push") == push_status or asyncio.get_running_loop().time() > deadline:
+            return rows
+        await asyncio.sleep(0.05)
+
+
 async def receive_all(communicator: WebsocketCommunicator, n: int) -> list[dict]:
     return [await communicator.receive_json_from(timeout=5) for _ in range(n)]
 
@@ -133,8 +143,11 @@ def test_customer_message_reaches_that_customers_pages_only():
         assert await frank_page.receive_nothing(timeout=0.3)
         assert await console.receive_nothing(timeout=0.1)
 
-        rows = await sync_to_async(lambda: dict(Notification.objects.values_list("channel", "status")))()
-        assert rows == {"push": "sent", "inbox": "delivered"}
+        # The push reached open pages: recorded as delivered by the consumer that relayed it.
+        rows = await settled(lambda: dict(Notification.objects.values_list("channel", "status")), "delivered")
+        assert rows == {"push": "delivered", "inbox": "delivered"}
+        push = await sync_to_async(Notification.objects.get)(channel="push")
+        assert (push.provider, push.sent_at is not None, push.delivered_at is not None) == ("channels", True, True)
         again = await sync_to_async(services.notification_dispatch_event)(event_key="refund:1:delayed")
         assert again == 0
         assert await erin_page.receive_nothing(timeout=0.2)
@@ -182,6 +195,9 @@ def test_socket_after_disconnect_gets_nothing():
         await sync_to_async(notify)(erin, "refund:2:delayed")
 
         assert layer.groups.get(f"notify.customer.{erin.pk}", {}) == {}
+        # No page was open: the push was handed over but shown to nobody.
+        rows = await sync_to_async(lambda: dict(Notification.objects.values_list("channel", "status")))()
+        assert rows == {"push": "sent", "inbox": "delivered"}
         await sync_to_async(connections.close_all)()
 
     asyncio.run(scenario())
