@@ -526,11 +526,8 @@ def test_0004_withdrawal_failing_the_holder_name_check_is_high_and_asks_to_fix_t
 
 def test_a_withdrawal_over_the_balance_says_why_and_what_to_do(api, merchant, bank, known_destinations):
     customer = customer_with_wallet(merchant, 5000, locale="en", phone="+8613900000006")
-    body = withdrawal_body(customer, 10000)
-    number = body["destination_account"]["account_number"]
-    response = post(api, WITHDRAWALS, body)
-    assert response.status_code == 201, response.content
-    d = Disbursement.objects.get(pk=response.json()["id"])
+    number = account_body()["account_number"]
+    d = withdraw(api, customer, 10000, number=number)
     assert (d.status, d.failure_code, d.responsible_party) == (
         Disbursement.Status.FAILED,
         "precheck_amount_matches_source",
@@ -553,14 +550,11 @@ def test_a_frozen_customer_is_told_of_the_review_not_asked_to_check_the_card(api
 
     customer = customer_with_wallet(merchant, 20000, locale="zh-hans", phone="+8613900000007")
     account_freeze(merchant=merchant, customer=customer, reason="chargeback", actor_label="risk")
-    body = withdrawal_body(customer, 10000)
-    response = post(api, WITHDRAWALS, body)
-    assert response.status_code == 201, response.content
-    d = Disbursement.objects.get(pk=response.json()["id"])
+    number = account_body()["account_number"]
+    d = withdraw(api, customer, 10000, number=number)
     assert (d.status, d.failure_code) == (Disbursement.Status.FAILED, "precheck_account_status")
 
     assert messages("withdrawal", d.pk, "withdrawal_failed_account") == []
-    number = body["destination_account"]["account_number"]
     refused = withdrawal_messages(d, "withdrawal_refused", customer=customer, locale="zh-hans", number=number)
     why, steps = triggers.WITHDRAWAL_REFUSALS["account_status:customer_frozen"]
     for n in refused:
@@ -573,15 +567,13 @@ def test_a_withdrawal_refused_on_the_platforms_side_apologises(api, merchant, ba
     from apps.accounts.services import account_freeze, bank_account_get_or_create
 
     customer = customer_with_wallet(merchant, 20000, locale="en", phone="+8613900000008")
-    body = withdrawal_body(customer, 10000)
-    card = bank_account_get_or_create(merchant=merchant, customer=customer, **body["destination_account"])
+    card_body = account_body()
+    card = bank_account_get_or_create(merchant=merchant, customer=customer, **card_body)
     account_freeze(merchant=merchant, bank_account=card, reason="court order", actor_label="ops")
-    response = post(api, WITHDRAWALS, body)
-    assert response.status_code == 201, response.content
-    d = Disbursement.objects.get(pk=response.json()["id"])
+    number = card_body["account_number"]
+    d = withdraw(api, customer, 10000, number=number)
     assert (d.failure_code, d.responsible_party) == ("precheck_account_status", "platform")
 
-    number = body["destination_account"]["account_number"]
     refused = withdrawal_messages(d, "withdrawal_refused", customer=customer, locale="en", number=number)
     why, _ = triggers.WITHDRAWAL_REFUSALS["account_status:destination_account_frozen"]
     for n in refused:

@@ -393,11 +393,14 @@ def test_voice_left_sending_is_found_at_twilio_not_called_twice(twilio, mocked, 
     assert len([c for c in mocked.calls if c.request.method == "GET" and c.request.url.startswith(CALLS_URL)]) == 1
 
 
-def test_voice_read_timeout_after_twilio_accepted_is_not_called_again_on_retry(twilio, mocked, customer):
+@pytest.mark.parametrize(("kill", "posts"), [("timeout-after", 1), ("timeout-before", 2)])
+def test_a_timed_out_call_is_looked_up_before_the_retry(twilio, mocked, customer, kill, posts):
+    """Accepted before the timeout: found at Twilio, not called again. Timed out before Twilio got
+    it: not found, called once on the retry."""
     fake = FakeTwilio()
     fake.install(mocked)
     voice = _only_the_call_due(customer)
-    fake.kill = "timeout-after"
+    fake.kill = kill
 
     services.notification_dispatch_event(event_key="refund:1:delayed")
     voice.refresh_from_db()
@@ -408,28 +411,9 @@ def test_voice_read_timeout_after_twilio_accepted_is_not_called_again_on_retry(t
 
     voice.refresh_from_db()
     assert (voice.status, voice.attempts) == (S.SENT, 2)
-    assert voice.provider_id == fake.calls[0]["sid"]
-    assert len(fake.calls) == 1
-    assert len(posts_to(mocked, CALLS_URL)) == 1
-
-
-def test_voice_read_timeout_before_twilio_got_it_is_called_once_on_retry(twilio, mocked, customer):
-    fake = FakeTwilio()
-    fake.install(mocked)
-    voice = _only_the_call_due(customer)
-    fake.kill = "timeout-before"
-
-    services.notification_dispatch_event(event_key="refund:1:delayed")
-    voice.refresh_from_db()
-    with time_machine.travel(voice.next_attempt_at + dt.timedelta(seconds=1)):
-        Notification.objects.exclude(pk=voice.pk).update(next_attempt_at=timezone.now() + dt.timedelta(hours=1))
-        assert services.notification_dispatch_due() == 1
-
-    voice.refresh_from_db()
-    assert voice.status == S.SENT
     assert len(fake.calls) == 1
     assert voice.provider_id == fake.calls[0]["sid"]
-    assert len(posts_to(mocked, CALLS_URL)) == 2
+    assert len(posts_to(mocked, CALLS_URL)) == posts
 
 
 def test_a_call_recorded_by_another_page_is_not_taken_for_this_one(twilio, mocked, customer):
