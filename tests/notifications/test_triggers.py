@@ -479,6 +479,14 @@ def withdrawal_messages(d: Disbursement, template_key: str, *, customer, locale:
     return rows
 
 
+def assert_refusal(rows: list, refusal: str, locale: str) -> None:
+    """Each message says why the pre-checks refused the withdrawal and what to do, in `locale`."""
+    why, steps = triggers.WITHDRAWAL_REFUSALS[refusal]
+    for n in rows:
+        assert why[locale] in n.body
+        assert steps[locale] in n.body
+
+
 def withdraw(api, customer, amount: int, **kwargs) -> Disbursement:
     response = post(api, WITHDRAWALS, withdrawal_body(customer, amount, **kwargs))
     assert response.status_code == 201, response.content
@@ -535,10 +543,8 @@ def test_a_withdrawal_over_the_balance_says_why_and_what_to_do(api, merchant, ba
     )
 
     refused = withdrawal_messages(d, "withdrawal_refused", customer=customer, locale="en", number=number)
-    why, steps = triggers.WITHDRAWAL_REFUSALS["amount_matches_source"]
+    assert_refusal(refused, "amount_matches_source", "en")
     for n in refused:
-        assert why["en"] in n.body
-        assert steps["en"] in n.body
         assert "The money stays in your balance" in n.body
         assert "sorry" not in n.body  # the customer's to fix: no apology
     assert messages("withdrawal", d.pk, "withdrawal_failed_account") == []
@@ -556,10 +562,8 @@ def test_a_frozen_customer_is_told_of_the_review_not_asked_to_check_the_card(api
 
     assert messages("withdrawal", d.pk, "withdrawal_failed_account") == []
     refused = withdrawal_messages(d, "withdrawal_refused", customer=customer, locale="zh-hans", number=number)
-    why, steps = triggers.WITHDRAWAL_REFUSALS["account_status:customer_frozen"]
+    assert_refusal(refused, "account_status:customer_frozen", "zh-hans")
     for n in refused:
-        assert why["zh-hans"] in n.body
-        assert steps["zh-hans"] in n.body
         assert "资金仍在您的余额中" in n.body
 
 
@@ -575,9 +579,8 @@ def test_a_withdrawal_refused_on_the_platforms_side_apologises(api, merchant, ba
     assert (d.failure_code, d.responsible_party) == ("precheck_account_status", "platform")
 
     refused = withdrawal_messages(d, "withdrawal_refused", customer=customer, locale="en", number=number)
-    why, _ = triggers.WITHDRAWAL_REFUSALS["account_status:destination_account_frozen"]
+    assert_refusal(refused, "account_status:destination_account_frozen", "en")
     for n in refused:
-        assert why["en"] in n.body
         assert "We are sorry for the trouble" in n.body
 
 
