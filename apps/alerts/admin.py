@@ -4,28 +4,17 @@ from django.contrib import admin, messages
 
 from apps.alerts.models import Alert, AlertDelivery, AlertEvent, AlertJobRun, Silence
 from apps.alerts.services import alert_ack, alert_resolve, silence_expire
-from apps.common.admin import ReadOnlyAdmin
+from apps.common.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.common.errors import ServiceError
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class EventInline(_ReadOnlyInline):
+class EventInline(ReadOnlyInline):
     model = AlertEvent
     fields = ("at", "code", "from_status", "to_status", "actor", "detail")
     readonly_fields = fields
 
 
-class DeliveryInline(_ReadOnlyInline):
+class DeliveryInline(ReadOnlyInline):
     model = AlertDelivery
     fields = ("created_at", "channel", "target", "status", "escalation_level")
     readonly_fields = fields

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from apps.commissions.models import Commission, CommissionDebt, CommissionEvent, CommissionPlan
-from apps.common.admin import ReadOnlyAdmin
+from apps.common.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(CommissionPlan)
@@ -20,10 +20,8 @@ class _ReadOnly(ReadOnlyAdmin):
         return [f.name for f in self.model._meta.fields]
 
 
-class CommissionEventInline(admin.TabularInline):
+class CommissionEventInline(ReadOnlyInline):
     model = CommissionEvent
-    extra = 0
-    can_delete = False
     readonly_fields = (
         "code",
         "from_status",
@@ -36,12 +34,6 @@ class CommissionEventInline(admin.TabularInline):
         "created_at",
     )
     fields = readonly_fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Commission)

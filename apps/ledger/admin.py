@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.common.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.ledger.models import (
     LedgerAccount,
     LedgerEntry,
@@ -8,19 +9,6 @@ from apps.ledger.models import (
     ReconciliationItem,
     StatementLine,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ledger rows are written by the posting service only; the admin reads."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class LedgerEntryInline(admin.TabularInline):
@@ -48,11 +36,9 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
     inlines = [LedgerEntryInline]
 
 
-class ReconciliationItemInline(admin.TabularInline):
+class ReconciliationItemInline(ReadOnlyInline):
     model = ReconciliationItem
     verbose_name_plural = "Mismatches"
-    extra = 0
-    can_delete = False
     fields = readonly_fields = (
         "kind",
         "severity",
@@ -65,12 +51,6 @@ class ReconciliationItemInline(admin.TabularInline):
         "platform_date",
         "detail",
     )
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         # The mismatches only: a day's matched items can run to thousands (the API lists them all).

@@ -3,6 +3,7 @@ ledger and timeline rules hold for operators too)."""
 
 from django.contrib import admin, messages
 
+from apps.common.admin import ReadOnlyInline
 from apps.common.errors import ServiceError
 from apps.payouts.models import Approval, DisbursementEvent, Incident, IncidentStep, Payout, PrecheckResult, Withdrawal
 from apps.payouts.services import (
@@ -15,30 +16,19 @@ from apps.payouts.services import (
 )
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class EventInline(_ReadOnlyInline):
+class EventInline(ReadOnlyInline):
     model = DisbursementEvent
     fields = ("created_at", "code", "from_status", "to_status", "responsible_party", "actor", "detail")
     readonly_fields = fields
 
 
-class PrecheckInline(_ReadOnlyInline):
+class PrecheckInline(ReadOnlyInline):
     model = PrecheckResult
     fields = ("name", "result", "responsible_party", "detail")
     readonly_fields = fields
 
 
-class ApprovalInline(_ReadOnlyInline):
+class ApprovalInline(ReadOnlyInline):
     model = Approval
     fields = ("approver", "note", "created_at")
     readonly_fields = fields
@@ -149,7 +139,7 @@ class WithdrawalAdmin(_DisbursementAdmin):
     )
 
 
-class IncidentStepInline(_ReadOnlyInline):
+class IncidentStepInline(ReadOnlyInline):
     model = IncidentStep
     fields = ("created_at", "action", "actor", "amount", "notes", "detail")
     readonly_fields = fields

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from apps.common.admin import ReadOnlyAdmin
 from apps.risk.engine import ExpressionError, compile_expression
 from apps.risk.models import (
     Case,
@@ -15,19 +16,6 @@ from apps.risk.models import (
     RuleVersion,
 )
 from apps.risk.rules import rule_create, rule_update
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records the engine writes (observations, hits, clusters, models): look, never touch."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class CaseNoteInline(admin.TabularInline):
