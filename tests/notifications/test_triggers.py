@@ -177,6 +177,25 @@ def assert_set(
 # --- refunds ----------------------------------------------------------------------------------------
 
 
+def refund_messages(
+    refund: Refund, template_key: str, *, priority: str, channels: set[str], order: str, locale: str, number: str = ""
+) -> list[Notification]:
+    """The message set a refund event owes its customer (one row per channel), checked."""
+    rows = messages("refund", refund.pk, template_key)
+    assert_set(
+        rows,
+        template_key=template_key,
+        priority=priority,
+        channels=channels,
+        recipient=refund.customer,
+        reference=order,
+        link_part="/r/",
+        locale=locale,
+        secret_numbers=(number,) if number else (),
+    )
+    return rows
+
+
 def test_auto_approved_refund_is_low_inbox_and_email_then_arrived_is_medium_push_and_inbox(
     api, bank, refund_settings, clock
 ):
@@ -187,17 +206,8 @@ def test_auto_approved_refund_is_low_inbox_and_email_then_arrived_is_medium_push
     assert again.pk == refund.pk
     assert refund.status == Refund.Status.APPROVED or refund.status in Refund.IN_FLIGHT
 
-    approved = messages("refund", refund.pk, "refund_approved")
-    assert_set(
-        approved,
-        template_key="refund_approved",
-        priority="low",
-        channels={"inbox", "email"},
-        recipient=refund.customer,
-        reference=order,
-        link_part="/r/",
-        locale="en",
-        secret_numbers=(number,),
+    approved = refund_messages(
+        refund, "refund_approved", priority="low", channels={"inbox", "email"}, order=order, locale="en", number=number
     )
     assert f"ending {number[-4:]}" in approved[0].body
 
@@ -207,17 +217,8 @@ def test_auto_approved_refund_is_low_inbox_and_email_then_arrived_is_medium_push
     refund.refresh_from_db()
     assert refund.status == Refund.Status.SUCCEEDED
 
-    arrived = messages("refund", refund.pk, "refund_arrived")
-    assert_set(
-        arrived,
-        template_key="refund_arrived",
-        priority="medium",
-        channels={"push", "inbox"},
-        recipient=refund.customer,
-        reference=order,
-        link_part="/r/",
-        locale="en",
-        secret_numbers=(number,),
+    refund_messages(
+        refund, "refund_arrived", priority="medium", channels={"push", "inbox"}, order=order, locale="en", number=number
     )
     assert keys("refund", refund.pk) == ["refund_approved", "refund_arrived"]
     assert Notification.objects.count() == 4
@@ -234,17 +235,7 @@ def test_a_customer_without_an_email_gets_the_approval_in_the_inbox_only(api, ba
     order, _ = open_order(api, "0000", locale="zh-hans")
     refund = ask_refund(api, order)
 
-    approved = messages("refund", refund.pk, "refund_approved")
-    assert_set(
-        approved,
-        template_key="refund_approved",
-        priority="low",
-        channels={"inbox"},
-        recipient=refund.customer,
-        reference=order,
-        link_part="/r/",
-        locale="zh-hans",
-    )
+    refund_messages(refund, "refund_approved", priority="low", channels={"inbox"}, order=order, locale="zh-hans")
 
 
 def test_manual_review_is_medium_then_the_reviewers_approval_is_told_once(api, merchant, bank, refund_settings):
@@ -252,17 +243,14 @@ def test_manual_review_is_medium_then_the_reviewers_approval_is_told_once(api, m
     refund = ask_refund(api, order)
     assert refund.status == Refund.Status.MANUAL_REVIEW
 
-    review = messages("refund", refund.pk, "refund_under_review")
-    assert_set(
-        review,
-        template_key="refund_under_review",
+    refund_messages(
+        refund,
+        "refund_under_review",
         priority="medium",
         channels={"push", "inbox"},
-        recipient=refund.customer,
-        reference=order,
-        link_part="/r/",
+        order=order,
         locale="zh-hans",
-        secret_numbers=(number,),
+        number=number,
     )
 
     refund_review(refund_id=refund.pk, approve=True, actor="reviewer")
@@ -275,16 +263,8 @@ def test_a_rejected_refund_is_medium_with_the_appeal_link_in_the_body(api, bank,
     refund = ask_refund(api, order)
     assert refund.status == Refund.Status.REJECTED
 
-    rejected = messages("refund", refund.pk, "refund_rejected")
-    assert_set(
-        rejected,
-        template_key="refund_rejected",
-        priority="medium",
-        channels={"push", "inbox"},
-        recipient=refund.customer,
-        reference=order,
-        link_part="/r/",
-        locale="en",
+    rejected = refund_messages(
+        refund, "refund_rejected", priority="medium", channels={"push", "inbox"}, order=order, locale="en"
     )
     for n in rejected:
         assert f"{n.link}#appeal" in n.body
@@ -318,16 +298,8 @@ def test_a_refund_routed_to_tech_support_is_medium_and_carries_the_guidance(
     refund = ask_refund(api, order, reason=reason, text=text)
     assert refund.status == Refund.Status.TECH_SUPPORT
 
-    routed = messages("refund", refund.pk, "refund_tech_support")
-    assert_set(
-        routed,
-        template_key="refund_tech_support",
-        priority="medium",
-        channels={"push", "inbox"},
-        recipient=refund.customer,
-        reference=order,
-        link_part="/r/",
-        locale=locale,
+    routed = refund_messages(
+        refund, "refund_tech_support", priority="medium", channels={"push", "inbox"}, order=order, locale=locale
     )
     steps = refund.support_ticket.guidance
     assert steps[0].startswith(first_step)
@@ -352,17 +324,8 @@ def test_0009_held_by_the_bank_is_one_delay_message_with_a_new_eta(api, bank, re
     refund.refresh_from_db()
     assert list(refund.events.values_list("code", flat=True)).count("held_by_bank") == 1
     assert refund.expected_arrival_at >= held_at + timedelta(hours=24) - timedelta(seconds=5)
-    delayed = messages("refund", refund.pk, "refund_delayed")
-    assert_set(
-        delayed,
-        template_key="refund_delayed",
-        priority="medium",
-        channels={"push", "inbox"},
-        recipient=refund.customer,
-        reference=order,
-        link_part="/r/",
-        locale="en",
-        secret_numbers=(number,),
+    delayed = refund_messages(
+        refund, "refund_delayed", priority="medium", channels={"push", "inbox"}, order=order, locale="en", number=number
     )
     eta = triggers.format_when(refund.expected_arrival_at, "en")
     for n in delayed:
@@ -404,17 +367,14 @@ def test_0002_frozen_account_is_high_sms_push_inbox_once_and_the_sms_is_sent_onc
 
     refund.refresh_from_db()
     assert refund.status == Refund.Status.NEEDS_ACTION
-    action = messages("refund", refund.pk, "refund_failed_account")
-    assert_set(
-        action,
-        template_key="refund_failed_account",
+    action = refund_messages(
+        refund,
+        "refund_failed_account",
         priority="high",
         channels={"sms", "push", "inbox"},
-        recipient=refund.customer,
-        reference=order,
-        link_part="/r/",
+        order=order,
         locale="zh-hans",
-        secret_numbers=(number,),
+        number=number,
     )
     for n in action:
         assert f"{n.link}#account" in n.body
