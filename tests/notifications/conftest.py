@@ -6,19 +6,18 @@ from __future__ import annotations
 import pytest
 import responses
 
-from apps.notifications import services
 from apps.notifications.models import Notification
 from tests.factories import CustomerFactory
 from tests.notifications.support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     CALLS_URL,
-    CONTEXT,
     FROM_NUMBER,
     MESSAGES_URL,
     PUBLIC_BASE_URL,
     by_channel,
     twilio_created,
+    write_message,
 )
 
 
@@ -68,15 +67,7 @@ def notify_and_send(django_capture_on_commit_callbacks):
 
     def run(recipient, *, event_key: str = "refund:1:delayed", priority: str = "high") -> dict[str, Notification]:
         with django_capture_on_commit_callbacks(execute=True):
-            services.notify(
-                recipient=recipient,
-                template_key="refund_delayed",
-                priority=priority,
-                event_key=event_key,
-                context=CONTEXT,
-                reference="o-1",
-                link="https://rg.example.com/r/x/",
-            )
+            write_message(recipient, event_key=event_key, priority=priority)
         return by_channel(event_key)
 
     return run

@@ -13,6 +13,7 @@ import responses
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
+from apps.notifications import services
 from apps.notifications.models import Notification
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -99,6 +100,19 @@ def twilio_error(status: int, code: int, message: str) -> dict:
 
 
 CONTEXT = {"amount": "CNY 99.00", "eta": "2024-01-05", "party": "bank", "bank": "ICBC", "support_phone": "400-800-1234"}
+
+
+def write_message(recipient, *, event_key: str = "refund:1:delayed", priority: str = "high") -> int:
+    """One cause's messages through `services.notify` (a refund delay), in the caller's transaction."""
+    return services.notify(
+        recipient=recipient,
+        template_key="refund_delayed",
+        priority=priority,
+        event_key=event_key,
+        context=CONTEXT,
+        reference="o-1",
+        link="https://rg.example.com/r/x/",
+    )
 
 
 def by_channel(event_key: str) -> dict[str, Notification]:

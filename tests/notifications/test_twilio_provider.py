@@ -19,7 +19,6 @@ from apps.notifications.models import Notification, SandboxMessage
 from tests.factories import CustomerFactory
 from tests.notifications.support import (
     CALLS_URL,
-    CONTEXT,
     FROM_NUMBER,
     MESSAGES_URL,
     STATUS_URL,
@@ -30,24 +29,12 @@ from tests.notifications.support import (
     message_page,
     posts_to,
     twilio_error,
+    write_message,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 S = Notification.Status
-
-
-def _write(recipient, *, event_key: str = "refund:1:delayed", priority: str = "high") -> None:
-    """`notify` without running its after-commit dispatch (the test drives the worker)."""
-    services.notify(
-        recipient=recipient,
-        template_key="refund_delayed",
-        priority=priority,
-        event_key=event_key,
-        context=CONTEXT,
-        reference="o-1",
-        link="https://rg.example.com/r/x/",
-    )
 
 
 def _age_sending_rows() -> None:
@@ -307,7 +294,7 @@ def test_sandbox_records_a_sandbox_message_and_makes_no_http_call(sandbox, mocke
 def test_sms_left_sending_after_twilio_accepted_it_is_marked_sent_without_a_second_post(twilio, mocked, customer):
     fake = FakeTwilio()
     fake.install(mocked)
-    _write(customer)
+    write_message(customer)
     fake.kill = "after"  # Twilio accepted the SMS, then the worker died before recording it
     with pytest.raises(WorkerKilled):
         services.notification_dispatch_event(event_key="refund:1:delayed")
@@ -342,7 +329,7 @@ def test_sms_left_sending_after_twilio_accepted_it_is_marked_sent_without_a_seco
 def test_sms_left_sending_that_never_reached_twilio_is_sent_exactly_once(twilio, mocked, customer):
     fake = FakeTwilio()
     fake.install(mocked)
-    _write(customer)
+    write_message(customer)
     fake.kill = "before"  # the worker died before Twilio got the request
     with pytest.raises(WorkerKilled):
         services.notification_dispatch_event(event_key="refund:1:delayed")
@@ -364,7 +351,7 @@ def test_sms_left_sending_that_never_reached_twilio_is_sent_exactly_once(twilio,
 
 def _only_the_call_due(customer) -> Notification:
     """A critical message written, its SMS and inbox rows put off: the next dispatch sends the call."""
-    _write(customer, priority="critical")
+    write_message(customer, priority="critical")
     voice = Notification.objects.get(channel="voice")
     Notification.objects.exclude(pk=voice.pk).update(next_attempt_at=timezone.now() + dt.timedelta(hours=1))
     return voice
@@ -420,11 +407,11 @@ def test_a_call_recorded_by_another_page_is_not_taken_for_this_one(twilio, mocke
     """Two pages to one person: the retry of the second must not mistake the first's call for its own."""
     fake = FakeTwilio()
     fake.install(mocked)
-    _write(customer, event_key="p0:first", priority="critical")
+    write_message(customer, event_key="p0:first", priority="critical")
     services.notification_dispatch_event(event_key="p0:first")
     first = Notification.objects.get(event_key="p0:first", channel="voice")
     assert first.status == S.SENT
-    _write(customer, event_key="p0:second", priority="critical")
+    write_message(customer, event_key="p0:second", priority="critical")
     second = Notification.objects.get(event_key="p0:second", channel="voice")
     Notification.objects.filter(event_key="p0:second").exclude(pk=second.pk).update(
         next_attempt_at=timezone.now() + dt.timedelta(hours=1)
