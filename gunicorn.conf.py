@@ -3,7 +3,7 @@ bench/): command-line flags still set the bind address and worker count."""
 
 
 def post_worker_init(worker) -> None:
-    """Warm each worker before it accepts requests (apps/common/warmup.py)."""
-    from apps.common.warmup import warm_up
+    """Warm each worker before it accepts requests (refundguard/warmup.py)."""
+    from refundguard.warmup import warm_up
 
     worker.log.info("worker %s warmed up in %.0f ms", worker.pid, warm_up() * 1000)

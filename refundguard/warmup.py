@@ -8,7 +8,8 @@ worker restart those requests all landed at once and made the latency tail. guni
 `warm_up()` in each worker after it has loaded the app (gunicorn.conf.py, `post_worker_init`).
 
 Nothing here writes or sends anything; a part that fails (Redis or PostgreSQL not answering yet)
-is logged and skipped — the first request will then connect as it always did.
+is logged and skipped — the first request will then connect as it always did. It lives in the
+project package, not in apps/common, because it reaches into the apps above the shared kernel.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A web worker's warm-up (apps/common/warmup.py, run by gunicorn.conf.py): it does the first
+"""A web worker's warm-up (refundguard/warmup.py, run by gunicorn.conf.py): it does the first
 request's one-off work, writes nothing, and a failing step never stops a worker."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from django.urls import get_resolver
 
-from apps.common import warmup
+from refundguard import warmup
 from refundguard.celery import app
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_warm_up_builds_what_the_first_request_would(django_assert_num_queries):
@@ -41,7 +41,7 @@ def test_a_failing_step_is_logged_and_the_rest_still_run(monkeypatch, caplog):
         ran.append("after")
 
     monkeypatch.setattr(warmup, "STEPS", (broken, after))
-    with caplog.at_level(logging.WARNING, logger="apps.common.warmup"):
+    with caplog.at_level(logging.WARNING, logger="refundguard.warmup"):
         warmup.warm_up()
 
     assert ran == ["after"]
