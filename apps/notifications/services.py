@@ -30,7 +30,7 @@ from apps.common.polling import backoff
 from apps.common.rows import Columns
 from apps.notifications import policy
 from apps.notifications.models import Channel, Notification, Preference, Priority, ProviderStatusEvent
-from apps.notifications.providers import Provider, ProviderError, SendResult, provider_for
+from apps.notifications.providers import Provider, ProviderError, PushProvider, SendResult, provider_for
 from apps.notifications.rendering import render
 
 logger = logging.getLogger(__name__)
@@ -523,7 +523,7 @@ def notification_mark_shown(*, notification_id: int) -> bool:
         pk=notification_id, channel=Channel.PUSH, status__in=(S.SENDING, S.SENT)
     ).update(
         status=S.DELIVERED,
-        provider=provider_for(Channel.PUSH).name,
+        provider=PushProvider.name,
         sent_at=Coalesce("sent_at", Value(now)),
         delivered_at=now,
         updated_at=now,
