@@ -57,6 +57,17 @@ def _celery_eager():
     app.conf.task_always_eager = previous
 
 
+@pytest.fixture
+def in_memory_layer(settings):
+    """Channels' in-memory layer, fresh for the test (WebSocket tests: one process, no Redis)."""
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture(autouse=True)
 def _live_events_direct(settings):
     """Live events go straight to the channel layer (one process here); tests of the database relay

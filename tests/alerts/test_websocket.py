@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 
@@ -15,15 +14,11 @@ from apps.alerts.services import alert_raise
 from apps.console.consumers import ConsoleConsumer
 from tests.factories import MerchantFactory, StaffFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def in_memory_layer(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("in_memory_layer"),
+]
 
 
 async def connect(user) -> WebsocketCommunicator:

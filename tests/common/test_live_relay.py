@@ -8,7 +8,6 @@ import threading
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.db import connection, connections
@@ -22,17 +21,14 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def database_relay(settings):
+def database_relay(settings, in_memory_layer):
     settings.LIVE_RELAY = "database"
     settings.LIVE_RELAY_POLL_SECONDS = 0.05
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    channel_layers.backends.clear()
     live._relay = live._Relay()
     yield
     if live._relay.task is not None:
         live._relay.task.cancel()
     live._relay = live._Relay()
-    channel_layers.backends.clear()
 
 
 def publish_from_another_thread(group: str, message: dict) -> None:

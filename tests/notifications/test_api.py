@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from channels.layers import channel_layers
 
 from apps.notifications import services
 from apps.notifications.api import mask_address
 from apps.notifications.models import Notification, Preference
 from tests.factories import CustomerFactory, StaffFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db, pytest.mark.usefixtures("in_memory_layer")]
 
 CONTEXT = {"amount": "¥199.00", "party": "bank", "bank": "工商银行"}
 PHONE, EMAIL = "+8613812345678", "alice.wong@example.com"
@@ -46,14 +45,6 @@ FIELDS = {
     "delivered_at",
     "failed_at",
 }
-
-
-@pytest.fixture(autouse=True)
-def in_memory_layer(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
 
 
 def notify(recipient, event_key: str, *, priority: str = "medium", reference: str = "o-1", **fields) -> int:

@@ -25,17 +25,13 @@ from apps.refunds.services import refund_progress_token
 from refundguard.routing import websocket_urlpatterns
 from tests.factories import CustomerFactory, MerchantFactory, OrderFactory, StaffFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("in_memory_layer"),
+]
 
 CONTEXT = {"amount": "¥199.00", "party": "bank", "bank": "工商银行"}
-
-
-@pytest.fixture(autouse=True)
-def in_memory_layer(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
 
 
 def app():
