@@ -146,12 +146,6 @@ class _AlertsView(MerchantAPIView):
     permission_classes = [IsMerchantMember | IsPlatformOperator]
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    def query_choice(self, name: str, choices) -> str | None:
-        value = self.query_text(name, max_length=32)
-        if value is not None and value not in choices:
-            raise ValidationError({name: [f"Must be one of: {', '.join(choices)}."]})
-        return value
-
     def query_datetime(self, name: str) -> dt.datetime | None:
         raw = self.query_text(name, max_length=40)
         if raw is None:

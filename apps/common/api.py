@@ -31,6 +31,13 @@ class MerchantAPIView(APIView):
             raise ValidationError({name: exc.detail}) from None
         return value or None
 
+    def query_choice(self, name: str, choices) -> str | None:
+        """`query_text`, and one of `choices` (a 400 naming them otherwise)."""
+        value = self.query_text(name, max_length=32)
+        if value is not None and value not in choices:
+            raise ValidationError({name: [f"Must be one of: {', '.join(choices)}."]})
+        return value
+
     def paginated(self, queryset, serializer_class):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, self.request, view=self)

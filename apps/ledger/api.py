@@ -161,12 +161,6 @@ class _PlatformView(MerchantAPIView):
         except ValueError:
             raise ValidationError({name: ["Must be a date as YYYY-MM-DD."]}) from None
 
-    def query_choice(self, name: str, choices) -> str | None:
-        value = self.query_text(name, max_length=32)
-        if value is not None and value not in choices:
-            raise ValidationError({name: [f"Must be one of: {', '.join(choices)}."]})
-        return value
-
 
 def _statement_text(data: dict) -> str | bytes | None:
     if "statement_csv" in data:

@@ -239,12 +239,6 @@ def preference_data(preference: Preference | None) -> dict:
 class _NotificationsView(MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    def query_choice(self, name: str, choices) -> str | None:
-        value = self.query_text(name, max_length=32)
-        if value is not None and value not in choices:
-            raise ValidationError({name: [f"Must be one of: {', '.join(choices)}."]})
-        return value
-
     def get_customer(self, external_id: str) -> Customer:
         """The caller's customer, or a 404 (another merchant's customer does not exist for it).
         Looked up before the body is read, so a bad body on a foreign customer is a 404 too."""
