@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from apps.notifications import triggers
 from apps.track.messages import (
     PARTIES,
     REFUND_STAGE_OF,
@@ -134,6 +135,24 @@ def refund_progress(refund, *, now: datetime | None = None) -> Progress:
     return progress
 
 
+def _withdrawal_reason(withdrawal, events: list) -> str:
+    """Why a withdrawal failed, in the active language. A refusal by the pre-checks never reached a
+    bank: it is told as the customer's message tells it (apps.notifications.triggers), what the
+    check found and what to do; a bank's failure by its normalised reason."""
+    code = withdrawal.failure_code
+    refused = next((e for e in reversed(events) if e.code == "precheck_failed"), None)
+    if not code.startswith("precheck_") or refused is None:
+        return reason_text(code)
+    locale = translation.get_language()
+    stop = "。" if locale == "zh-hans" else ". "
+    if code == "precheck_account_verification":
+        text = triggers.reason_text(code, locale)
+    else:
+        why, steps = triggers.withdrawal_refusal(withdrawal, refused, locale)
+        text = f"{why}{stop}{steps}"
+    return f"{text[:1].upper()}{text[1:]}{stop.strip()}"
+
+
 def withdrawal_progress(withdrawal) -> Progress:
     events = list(withdrawal.events.order_by("created_at", "id"))
     stages, current = _stages(events, WITHDRAWAL_STAGE_OF)
@@ -150,7 +169,7 @@ def withdrawal_progress(withdrawal) -> Progress:
         stages[-1].state = "done"
     if status in ("failed", "returned"):
         party = withdrawal.responsible_party or "bank"
-        progress.problem = _problem(reason=reason_text(withdrawal.failure_code), party=party)
+        progress.problem = _problem(reason=_withdrawal_reason(withdrawal, events), party=party)
     elif status == "held":
         progress.problem = _problem(reason=str(STEPS["held"]), party="platform")
     elif last == "held_by_bank" and status in ("submitted", "processing", "unknown"):

@@ -14,8 +14,10 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from apps.accounts.models import Customer, User
@@ -510,6 +512,12 @@ def test_a_withdrawal_over_the_balance_says_why_and_what_to_do(api, merchant, ba
     assert messages("withdrawal", d.pk, "withdrawal_failed_account") == []
     assert triggers.withdrawal_event(d, d.events.get(code="precheck_failed")) == 0  # once per cause
 
+    # The progress page the message links to says the same, not that a bank gave no reason.
+    page = Client().get(urlsplit(refused[0].link).path + "?lang=en").content.decode()
+    _, steps = triggers.WITHDRAWAL_REFUSALS["amount_matches_source"]
+    assert f"The amount is more than your withdrawable balance. {steps['en']}." in page
+    assert "gave no reason" not in page
+
 
 def test_a_frozen_customer_is_told_of_the_review_not_asked_to_check_the_card(api, merchant, bank, known_destinations):
     from apps.accounts.services import account_freeze
@@ -525,6 +533,9 @@ def test_a_frozen_customer_is_told_of_the_review_not_asked_to_check_the_card(api
     assert_refusal(refused, "account_status:customer_frozen", "zh-hans")
     for n in refused:
         assert "资金仍在您的余额中" in n.body
+    page = Client().get(urlsplit(refused[0].link).path).content.decode()
+    why, steps = triggers.WITHDRAWAL_REFUSALS["account_status:customer_frozen"]
+    assert f"{why['zh-hans']}。{steps['zh-hans']}。" in page
 
 
 def test_a_withdrawal_refused_on_the_platforms_side_apologises(api, merchant, bank, known_destinations):
