@@ -413,6 +413,12 @@ MAX_AMOUNT_MINOR = env.int("MAX_AMOUNT_MINOR", default=10**15)
 # How long an Idempotency-Key is remembered (the contract promises at least 24 h).
 IDEMPOTENCY_TTL = timedelta(hours=env.int("IDEMPOTENCY_TTL_HOURS", default=48))
 
+# --- Freeze holds ---------------------------------------------------------------------------------
+# A refund, payout or withdrawal held because its customer or destination account is frozen is
+# released as soon as the last freeze is lifted (a signal); the pollers also look at each held one
+# this often, in case that signal was lost.
+FREEZE_HOLD_RECHECK = timedelta(seconds=env.int("FREEZE_HOLD_RECHECK_SECONDS", default=300))
+
 # --- Refund movement timing ----------------------------------------------------------------------
 # How often in-flight refunds are queried when no webhook has arrived, and how long after a
 # submit timeout we wait before querying (a slow bank may still be executing the request).

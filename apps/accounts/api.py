@@ -1,3 +1,4 @@
+from django.core.validators import RegexValidator
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -6,10 +7,21 @@ from rest_framework.settings import api_settings
 
 from apps.accounts.models import AccountFreeze, Customer, Locale, User
 from apps.accounts.selectors import customer_list_for_merchant
-from apps.accounts.services import account_unfreeze, customer_create, customer_update
+from apps.accounts.services import account_freeze_from_request, account_unfreeze, customer_create, customer_update
 from apps.common.api import MerchantAPIView
 from apps.common.errors import ConflictError
 from apps.common.fields import MultiLineCharField, PhoneField, SingleLineCharField, StrictSerializerMixin
+
+
+class AccountInSerializer(StrictSerializerMixin, serializers.Serializer):
+    """A bank account given by its details (orders' payer, refunds' and payouts' destinations, freezes)."""
+
+    holder_name = SingleLineCharField(max_length=200)
+    bank = SingleLineCharField(max_length=100)
+    # A string only: as a JSON number it would lose leading zeros (and precision in JS clients).
+    account_number = SingleLineCharField(
+        max_length=30, validators=[RegexValidator(r"^\d{8,30}$", "Must be 8–30 digits.")]
+    )
 
 
 class CustomerInSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -115,6 +127,23 @@ class FreezeOutSerializer(serializers.ModelSerializer):
         return freeze.bank_account.masked_number if freeze.bank_account_id else None
 
 
+class FreezeInSerializer(StrictSerializerMixin, serializers.Serializer):
+    """Freeze a customer (the merchant's external_id) and/or an account: a stored one by id, or by
+    its details. At least one of them."""
+
+    customer = SingleLineCharField(max_length=100, required=False)
+    bank_account_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    bank_account = AccountInSerializer(required=False)
+    reason = MultiLineCharField(max_length=500)
+
+    def validate(self, attrs):
+        if not {"customer", "bank_account_id", "bank_account"} & set(attrs):
+            raise serializers.ValidationError({"customer": ["Give customer, bank_account or bank_account_id."]})
+        if "bank_account_id" in attrs and "bank_account" in attrs:
+            raise serializers.ValidationError({"bank_account_id": ["Not with bank_account."]})
+        return attrs
+
+
 class FreezeLiftSerializer(StrictSerializerMixin, serializers.Serializer):
     reason = MultiLineCharField(max_length=500)
 
@@ -147,6 +176,24 @@ class FreezeListView(_FreezeView):
         if customer := self.query_text("customer"):
             queryset = queryset.filter(customer__external_id=customer)
         return self.paginated(queryset, FreezeOutSerializer)
+
+    @extend_schema(request=FreezeInSerializer, responses={201: FreezeOutSerializer})
+    def post(self, request):
+        """Freeze a customer or a destination account: its approved, queued and retrying refunds,
+        payouts and withdrawals are held at their next submission attempt until the freeze is lifted."""
+        data = FreezeInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        freeze = account_freeze_from_request(
+            merchant=self.merchant,
+            reason=fields["reason"],
+            actor_label=request.user.get_username()[:100],
+            customer_external_id=fields.get("customer"),
+            bank_account_id=fields.get("bank_account_id"),
+            bank_account=dict(fields["bank_account"]) if "bank_account" in fields else None,
+        )
+        freeze = self.freezes().get(pk=freeze.pk)
+        return Response(FreezeOutSerializer(freeze).data, status=status.HTTP_201_CREATED)
 
 
 class FreezeDetailView(_FreezeView):

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import AccountFreeze, ApiKey, BankAccount, Customer, Merchant, User
+from apps.accounts.signals import account_unfrozen
 from apps.common import caching
 from apps.common.crypto import encrypt, fingerprint
 from apps.common.errors import ConflictError, ServiceError
@@ -224,11 +225,66 @@ def account_freeze(
     return freeze
 
 
+def account_freeze_from_request(
+    *,
+    merchant: Merchant,
+    reason: str,
+    actor_label: str,
+    customer_external_id: str | None = None,
+    bank_account_id: int | None = None,
+    bank_account: dict | None = None,
+) -> AccountFreeze:
+    """A merchant freezes one of its customers (by external_id) and/or a destination account (a
+    stored one by id, or by its details: stored for no customer, and held by number, see
+    apps.accounts.selectors.freezes_active_for). Anything unknown — including another merchant's
+    customer or account — is a ServiceError naming the field, and nothing is written.
+
+    Money already approved, queued or retrying for the customer or account is held at its next
+    submission attempt (apps.refunds / apps.payouts re-check freezes under their row lock)."""
+    if bank_account_id is not None and bank_account is not None:
+        raise ServiceError(
+            "Give either bank_account or bank_account_id, not both.",
+            fields={"bank_account_id": ["Not with bank_account."]},
+        )
+    customer = None
+    if customer_external_id is not None:
+        customer = Customer.objects.filter(merchant=merchant, external_id=customer_external_id).first()
+        if customer is None:
+            raise ServiceError("Unknown customer.", fields={"customer": ["No such customer."]})
+    with transaction.atomic():
+        account = None
+        if bank_account_id is not None:
+            account = BankAccount.objects.filter(merchant=merchant, pk=bank_account_id).first()
+            if account is None:
+                raise ServiceError("Unknown bank account.", fields={"bank_account_id": ["No such bank account."]})
+        elif bank_account is not None:
+            account = bank_account_get_or_create(merchant=merchant, customer=None, **bank_account)
+        if customer is None and account is None:
+            raise ServiceError(
+                "A freeze needs a customer or a bank account.",
+                fields={"customer": ["Give customer, bank_account or bank_account_id."]},
+            )
+        return account_freeze(
+            merchant=merchant, reason=reason, customer=customer, bank_account=account, actor_label=actor_label
+        )
+
+
 def account_unfreeze(*, freeze: AccountFreeze, actor: User | None, reason: str) -> AccountFreeze:
-    updated = AccountFreeze.objects.filter(pk=freeze.pk, lifted_at__isnull=True).update(
-        lifted_at=timezone.now(), lifted_by=actor, lift_reason=reason
-    )
-    freeze.refresh_from_db()
-    if updated:
-        logger.info("account freeze lifted freeze=%s", freeze.pk)
+    """Lift a freeze (once: a second lift changes nothing). After commit `account_unfrozen` is sent,
+    and refunds and payouts release what this freeze held, unless another freeze still holds it
+    (their pollers' sweep also releases it, should the signal be lost). Caller: the freezes API."""
+    with transaction.atomic():
+        updated = AccountFreeze.objects.filter(pk=freeze.pk, lifted_at__isnull=True).update(
+            lifted_at=timezone.now(), lifted_by=actor, lift_reason=reason
+        )
+        freeze.refresh_from_db()
+        if updated:
+            logger.info("account freeze lifted freeze=%s", freeze.pk)
+            payload = {
+                "freeze_id": freeze.pk,
+                "merchant_id": freeze.merchant_id,
+                "customer_id": freeze.customer_id,
+                "account_fingerprint": freeze.bank_account.fingerprint if freeze.bank_account_id else "",
+            }
+            transaction.on_commit(lambda: account_unfrozen.send(sender=AccountFreeze, **payload))
     return freeze

@@ -31,7 +31,9 @@ PAYOUT_P0_ANOMALIES = {
     "amount_mismatch": "amount_mismatch",
     "recall_failed": "recall_failed",
 }
-PAYOUT_P1_ANOMALIES = {"insufficient_funds_at_submit": "insufficient_funds"}
+# Money stopped on purpose and watched: held because its customer or account is frozen (G17).
+REFUND_P1_ANOMALIES = {"held_frozen": "refund_held_frozen"}
+PAYOUT_P1_ANOMALIES = {"insufficient_funds_at_submit": "insufficient_funds", "held_frozen": "held_frozen"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,13 @@ def _channel_code(row) -> str:
 
 
 def refund_state_rules(*, refund_id: int, merchant_id: int, from_status: str, to_status: str, event_code: str) -> list:
+    actions = _refund_state_rules(refund_id, merchant_id, from_status, to_status)
+    if from_status == Refund.Status.HELD:  # released or cancelled: the freeze hold is over
+        actions.insert(0, Resolve(refund_key(refund_id, "held_frozen"), f"refund {event_code}"))
+    return actions
+
+
+def _refund_state_rules(refund_id: int, merchant_id: int, from_status: str, to_status: str) -> list:
     S = Refund.Status
     if to_status in (S.SUCCEEDED, S.REJECTED, S.CANCELLED):
         actions: list = [
@@ -158,6 +167,20 @@ def refund_state_rules(*, refund_id: int, merchant_id: int, from_status: str, to
 def refund_anomaly_rules(*, refund_id: int, merchant_id: int, kind: str, detail: dict) -> list:
     refund = Refund.objects.select_related("channel").filter(pk=refund_id).first()
     channel = _channel_code(refund) if refund else ""
+    if kind in REFUND_P1_ANOMALIES:
+        # No channel: a freeze is about the customer, not a channel's health (nor muted with it).
+        return [
+            Raise(
+                Tier.P1,
+                REFUND_P1_ANOMALIES[kind],
+                refund_key(refund_id, kind),
+                "refund",
+                refund_id,
+                f"Refund {refund_id}: {kind.replace('_', ' ')}",
+                merchant=merchant_id,
+                detail={"anomaly": kind, **detail},
+            )
+        ]
     if kind in REFUND_P0_ANOMALIES:
         alert_kind = REFUND_P0_ANOMALIES[kind]
         # The reversal is also announced as a state change: one fact, one occurrence.
@@ -193,6 +216,13 @@ def refund_anomaly_rules(*, refund_id: int, merchant_id: int, kind: str, detail:
 def payout_state_rules(
     *, disbursement_id: int, kind: str, merchant_id: int, from_status: str, to_status: str, event_code: str
 ) -> list:
+    actions = _payout_state_rules(disbursement_id, kind, merchant_id, to_status)
+    if from_status == Disbursement.Status.HELD:  # released or cancelled: a freeze hold is over
+        actions.insert(0, Resolve(payout_key(kind, disbursement_id, "held_frozen"), f"{kind} {event_code}"))
+    return actions
+
+
+def _payout_state_rules(disbursement_id: int, kind: str, merchant_id: int, to_status: str) -> list:
     S = Disbursement.Status
     if to_status in (S.PAID, S.CANCELLED, S.RECALLED):
         actions: list = [

@@ -1,10 +1,10 @@
-from django.core.validators import RegexValidator
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from apps.accounts.api import AccountInSerializer
 from apps.common.api import MerchantAPIView
 from apps.common.fields import (
     CurrencyField,
@@ -120,15 +120,6 @@ def masked_account(account) -> dict | None:
     if account is None:
         return None
     return {"holder_name": account.holder_name, "bank": account.bank, "account_number": account.masked_number}
-
-
-class AccountInSerializer(StrictSerializerMixin, serializers.Serializer):
-    holder_name = SingleLineCharField(max_length=200)
-    bank = SingleLineCharField(max_length=100)
-    # A string only: as a JSON number it would lose leading zeros (and precision in JS clients).
-    account_number = SingleLineCharField(
-        max_length=30, validators=[RegexValidator(r"^\d{8,30}$", "Must be 8–30 digits.")]
-    )
 
 
 class OrderInSerializer(StrictSerializerMixin, serializers.Serializer):

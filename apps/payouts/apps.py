@@ -8,6 +8,7 @@ class PayoutsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.gateways import registry
+        from apps.payouts import receivers  # noqa: F401  (signal receivers)
         from apps.payouts.services import payout_apply_channel_result
         from apps.payouts.statement_sources import register_channel_statement_sources
 

@@ -13,6 +13,9 @@ State machine (DESIGN.md):
     paid|recall_failed → recall_requested → recalled | recall_failed
     recall_requested|recall_failed → returned (the bank gave the money back anyway)
     checking|pending_approval|approved → held (an incident froze it)
+    approved|unknown → held (hold_kind "freeze": the receiving customer or the destination account is
+               frozen at submission, or at a resend the bank said is safe) → approved (every freeze
+               holding it was lifted: released automatically, submitted on the normal path)
     created|checking|pending_approval|approved|held|failed → cancelled
 
 Transition methods only declare; `apps.payouts.services` locks, transitions, saves and records.
@@ -46,6 +49,10 @@ class Kind(models.TextChoices):
 
 class Disbursement(FSMModelMixin, models.Model):
     """Money leaving the platform to a bank account: a payout or a withdrawal (see `kind`)."""
+
+    class HoldKind(models.TextChoices):
+        REVIEW = "review", "Review (a person releases it)"
+        FREEZE = "freeze", "Freeze (released when the freezes are lifted)"
 
     class Status(models.TextChoices):
         CREATED = "created", "Created"
@@ -107,6 +114,7 @@ class Disbursement(FSMModelMixin, models.Model):
     review_reasons = models.JSONField(default=list, blank=True)
     required_approvals = models.PositiveSmallIntegerField(default=0)
     hold_reason = models.CharField(max_length=200, blank=True)
+    hold_kind = models.CharField(max_length=8, choices=HoldKind.choices, default=HoldKind.REVIEW)
     channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.PROTECT, related_name="disbursements")
     # Counts approved → submitted moves.
     attempt = models.PositiveIntegerField(default=0)
@@ -188,6 +196,12 @@ class Disbursement(FSMModelMixin, models.Model):
 
     @transition(field=status, source=Status.HELD, target=Status.PENDING_APPROVAL)
     def release(self): ...
+
+    @transition(field=status, source=[Status.APPROVED, Status.UNKNOWN], target=Status.HELD)
+    def hold_for_freeze(self): ...
+
+    @transition(field=status, source=Status.HELD, target=Status.APPROVED)
+    def release_freeze_hold(self): ...
 
     @transition(field=status, source=Status.PENDING_APPROVAL, target=Status.APPROVED)
     def approve(self): ...

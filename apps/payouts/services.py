@@ -34,7 +34,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import BankAccount, Customer, Merchant, User
-from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen
+from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen, freeze_hold_for
 from apps.accounts.services import account_freeze, bank_account_get_or_create
 from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
@@ -659,6 +659,11 @@ def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbu
         d = _lock(disbursement_id)
         if d.status != S.HELD:
             raise ConflictError(f"Only a held {d.kind} can be released (this one is {d.status}).", code="invalid_state")
+        if d.hold_kind == Disbursement.HoldKind.FREEZE:
+            raise ConflictError(
+                f"This {d.kind} is held by a freeze: it goes on by itself when the freeze is lifted.",
+                code="held_by_freeze",
+            )
         d.required_approvals = max(1, d.required_approvals)
         d.review_reasons = sorted({*d.review_reasons, "released_from_hold"})
         _move(
@@ -718,7 +723,9 @@ def payout_submit(*, disbursement_id: int) -> Disbursement:
     bank; the answer is then applied like a webhook. A timeout moves it to `unknown`, queried
     before anything is sent again. Channel: `channel_for(capability=kind)`, avoiding the last one
     after an outage. If the source balance no longer covers it (something else spent it since the
-    checks) it is held instead, nothing posted. Safe to call twice: only `approved` is sent.
+    checks) it is held instead, nothing posted; if the receiving customer or the destination account
+    is frozen it is held until the freezes lift (`_hold_if_frozen`, under the same locks: retries
+    and failovers come through here too). Safe to call twice: only `approved` is sent.
     Locks the owner, then the row, like the pre-checks: the move from "reserved" to "posted" must
     not fall between the two reads of a concurrent check (balance, then reservations). Callers:
     the submit task, the poller, retries.
@@ -727,6 +734,8 @@ def payout_submit(*, disbursement_id: int) -> Disbursement:
         _lock_owner(disbursement_id)
         d = _lock(disbursement_id)
         if d.status != S.APPROVED:
+            return d
+        if _hold_if_frozen(d, actor="system"):
             return d
         avoid = [d.channel.code] if d.channel and d.failure_code == reasons.OUTAGE.code else []
         channel = channel_for(capability=d.kind, exclude=avoid) or channel_for(capability=d.kind)
@@ -927,6 +936,8 @@ def _apply(d: Disbursement, result: ChannelResult, *, source: str) -> str:
                 )
                 status = d.status
         if status == S.UNKNOWN:
+            if _hold_if_frozen(d, actor=actor):
+                return "held"
             d.submitted_at = timezone.now()
             d.next_poll_at = d.submitted_at + settings.PAYOUT_POLL_INTERVAL
             d.send_seq += 1
@@ -1041,6 +1052,7 @@ def _fail(d: Disbursement, actor: str, result: ChannelResult) -> None:
 # --- polling and retries ------------------------------------------------------------------------
 
 POLLED_STATUSES = (
+    S.HELD,  # freeze holds only: a review hold has no next poll
     S.CHECKING,
     S.APPROVED,
     S.SUBMITTED,
@@ -1121,6 +1133,8 @@ def _poll_without_query(d: Disbursement) -> Disbursement | None:
         return payout_retry(disbursement_id=d.pk)
     if d.status == S.RECALL_REQUESTED:
         return payout_recall_send(disbursement_id=d.pk, from_poll=True)
+    if d.status == S.HELD:
+        return payout_release_freeze_hold(disbursement_id=d.pk)
     if d.status == S.PAID and (d.verify_until is None or d.verify_until < timezone.now()):
         Disbursement.objects.filter(pk=d.pk, status=S.PAID).update(next_poll_at=None)
         return d
@@ -1160,6 +1174,69 @@ def payout_retry(*, disbursement_id: int) -> Disbursement:
             detail={"retry_count": d.retry_count},
         )
     return payout_submit(disbursement_id=disbursement_id)
+
+
+# --- freeze holds (G17) --------------------------------------------------------------------------
+
+
+def _freeze_hold(d: Disbursement):
+    return freeze_hold_for(merchant_id=d.merchant_id, customer_ids=[d.customer_id], bank_account=d.destination_account)
+
+
+def _hold_if_frozen(d: Disbursement, *, actor: str) -> bool:
+    """Hold a locked payout or withdrawal, about to be sent (approved) or resent (unknown, the bank
+    said it never executed it), whose receiving customer or destination account is frozen; True if
+    held. A freeze hold (hold_kind "freeze") is released by the lift, not by a person.
+
+    Nothing reaches the bank; money already posted in flight stays there (the submission after
+    the hold reuses it). One `held_frozen` event names the freezes and who answers for them;
+    `payout_anomaly` "held_frozen" becomes a P1 alert; the customer is not told it failed. The
+    poller looks again every FREEZE_HOLD_RECHECK. Callers: `payout_submit`, `_apply`.
+    """
+    hold = _freeze_hold(d)
+    if hold is None:
+        return False
+    d.hold_kind = Disbursement.HoldKind.FREEZE
+    d.hold_reason = "frozen: freeze " + ", ".join(str(pk) for pk in hold.freeze_ids)
+    d.next_poll_at = timezone.now() + settings.FREEZE_HOLD_RECHECK
+    _move(
+        d,
+        "hold_for_freeze",
+        code="held_frozen",
+        party=hold.party,
+        actor=actor,
+        fields=["hold_kind", "hold_reason", "next_poll_at"],
+        detail=hold.detail,
+    )
+    _anomaly(d, "held_frozen", {**hold.detail, "amount": d.amount, "currency": d.currency})
+    return True
+
+
+def payout_release_freeze_hold(*, disbursement_id: int, actor: str = "system") -> Disbursement:
+    """Release a payout or withdrawal held by a freeze once no freeze holds it: back to `approved`,
+    its submission scheduled. Exactly once: only a freeze-held row moves, under its lock, and only
+    an `approved` one is ever sent. While a freeze still holds it, the next look is pushed by
+    FREEZE_HOLD_RECHECK. Callers: the `account_unfrozen` receiver, the poller's sweep."""
+    with transaction.atomic():
+        d = _lock(disbursement_id)
+        if d.status != S.HELD or d.hold_kind != Disbursement.HoldKind.FREEZE:
+            return d
+        if _freeze_hold(d) is not None:
+            d.next_poll_at = timezone.now() + settings.FREEZE_HOLD_RECHECK
+            d.save(update_fields=["next_poll_at"])
+            return d
+        d.hold_kind = Disbursement.HoldKind.REVIEW
+        d.hold_reason = ""
+        _move(
+            d,
+            "release_freeze_hold",
+            code="hold_released",
+            party=Party.PLATFORM,
+            actor=actor,
+            fields=["hold_kind", "hold_reason"],
+        )
+        _schedule_submit(d)
+    return d
 
 
 # --- recall -------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ manual_review → approved | rejected; approved → submitted → processing →
 submitted|processing → unknown (timeout: query before any retry) → submitted (not executed: resend
 the same request id) | processing | succeeded | failed; failed → approved (retryable) or
 needs_action (customer must fix the account) → approved; succeeded → reversed;
-requested|approved|manual_review|needs_action → cancelled.
+requested|approved|manual_review|needs_action|held → cancelled; approved|unknown → held (a freeze of
+the customer or the destination account is in force at submission, or at a resend the bank said is
+safe) → approved (every freeze holding it was lifted; submitted again on the normal path).
 
 Transition methods only declare; `apps.refunds.services` locks, transitions, saves and records.
 """
@@ -50,6 +52,7 @@ class Refund(FSMModelMixin, models.Model):
         NEEDS_ACTION = "needs_action", "Customer action needed"
         REVERSED = "reversed", "Returned by bank"
         CANCELLED = "cancelled", "Cancelled"
+        HELD = "held", "Held (account frozen)"
 
     class Reason(models.TextChoices):
         MISTAKE = "mistake", "Bought by mistake"
@@ -69,6 +72,7 @@ class Refund(FSMModelMixin, models.Model):
         Status.UNKNOWN,
         Status.SUCCEEDED,
         Status.NEEDS_ACTION,
+        Status.HELD,
     )
     IN_FLIGHT = (Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN)
 
@@ -172,9 +176,15 @@ class Refund(FSMModelMixin, models.Model):
     @transition(field=status, source=Status.SUCCEEDED, target=Status.REVERSED)
     def reverse(self): ...
 
+    @transition(field=status, source=[Status.APPROVED, Status.UNKNOWN], target=Status.HELD)
+    def hold_for_freeze(self): ...
+
+    @transition(field=status, source=Status.HELD, target=Status.APPROVED)
+    def release_hold(self): ...
+
     @transition(
         field=status,
-        source=[Status.REQUESTED, Status.APPROVED, Status.MANUAL_REVIEW, Status.NEEDS_ACTION],
+        source=[Status.REQUESTED, Status.APPROVED, Status.MANUAL_REVIEW, Status.NEEDS_ACTION, Status.HELD],
         target=Status.CANCELLED,
     )
     def cancel(self): ...

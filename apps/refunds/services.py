@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import Merchant
+from apps.accounts.selectors import freeze_hold_for
 from apps.accounts.services import bank_account_get_or_create
 from apps.common.crypto import fingerprint
 from apps.common.errors import ServiceError, UnprocessableError
@@ -464,10 +465,11 @@ def refund_review(*, refund_id: int, approve: bool, actor: str, note: str = "") 
 
 
 def refund_cancel(*, refund_id: int, actor: str, party: str = Party.CUSTOMER) -> Refund:
-    """Cancel a refund that has not reached the bank (requested, approved, in review, needs action)."""
+    """Cancel a refund that has not reached the bank (requested, approved, in review, needs action,
+    held by a freeze)."""
     with transaction.atomic():
         refund = _lock(refund_id)
-        if refund.status not in (S.REQUESTED, S.APPROVED, S.MANUAL_REVIEW, S.NEEDS_ACTION):
+        if refund.status not in (S.REQUESTED, S.APPROVED, S.MANUAL_REVIEW, S.NEEDS_ACTION, S.HELD):
             raise ServiceError(f"A refund that is {refund.status} can no longer be cancelled.", code="invalid_state")
         in_review = refund.status == S.MANUAL_REVIEW
         refund.next_poll_at = None
@@ -524,10 +526,14 @@ def refund_submit(*, refund_id: int) -> Refund:
     Commits `submitted` (and the in-flight ledger posting) before calling the bank; the call's
     outcome is then applied like any webhook. A timeout moves the refund to `unknown`, which is
     queried before anything is sent again. Safe to call twice: only an `approved` refund is sent.
+    A refund whose customer or destination account is frozen is held instead (`_hold_if_frozen`),
+    under the same lock: retries and failovers come through here too.
     """
     with transaction.atomic():
         refund = _lock(refund_id)
         if refund.status != S.APPROVED:
+            return refund
+        if _hold_if_frozen(refund, actor="system"):
             return refund
         # After an outage, fail over: the next enabled channel by priority, if there is one.
         avoid = [refund.channel.code] if refund.channel and refund.failure_code == reasons.OUTAGE.code else []
@@ -740,6 +746,8 @@ def _apply_result(refund: Refund, result: ChannelResult, *, source: str) -> str:
                 )
                 status = refund.status
         if status == S.UNKNOWN:
+            if _hold_if_frozen(refund, actor=actor):
+                return "held"
             refund.submitted_at = timezone.now()
             refund.next_poll_at = refund.submitted_at + settings.REFUND_POLL_INTERVAL
             refund.send_seq += 1
@@ -849,7 +857,7 @@ def _fail(refund: Refund, actor: str, result: ChannelResult) -> None:
 
 # --- polling and retries -----------------------------------------------------------------------------
 
-POLLED_STATUSES = (S.APPROVED, S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.SUCCEEDED, S.FAILED)
+POLLED_STATUSES = (S.APPROVED, S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.SUCCEEDED, S.FAILED, S.HELD)
 
 
 def refund_claim_due(*, limit: int, lease: timedelta | None = None) -> list[int]:
@@ -924,6 +932,8 @@ def _poll_without_query(refund: Refund) -> Refund | None:
         return refund_submit(refund_id=refund.pk)
     if refund.status == S.FAILED:
         return refund_retry(refund_id=refund.pk)
+    if refund.status == S.HELD:
+        return refund_release_hold(refund_id=refund.pk)
     if refund.status == S.SUCCEEDED and (refund.verify_until is None or refund.verify_until < timezone.now()):
         Refund.objects.filter(pk=refund.pk, status=S.SUCCEEDED).update(next_poll_at=None)
         return refund
@@ -972,3 +982,67 @@ def refund_retry(*, refund_id: int) -> Refund:
             detail={"retry_count": refund.retry_count},
         )
     return refund_submit(refund_id=refund_id)
+
+
+# --- freeze holds (G17) -----------------------------------------------------------------------------
+
+
+def _freeze_hold(refund: Refund):
+    return freeze_hold_for(
+        merchant_id=refund.merchant_id, customer_ids=[refund.customer_id], bank_account=refund.destination_account
+    )
+
+
+def _hold_if_frozen(refund: Refund, *, actor: str) -> bool:
+    """Hold a locked refund, about to be sent (approved) or resent (unknown, the bank said it never
+    executed it), whose customer or destination account is frozen; True if held.
+
+    Nothing reaches the bank. One `held_frozen` event names the freezes and who answers for them
+    (platform for the risk engine's, else merchant); `refund_anomaly` "held_frozen" becomes a P1
+    alert; the customer is not told it failed. From `unknown` the in-flight posting is released,
+    so the submission after the hold posts afresh. The poller looks again every
+    FREEZE_HOLD_RECHECK. Callers: `refund_submit`, `_apply_result`, inside their transactions.
+    """
+    hold = _freeze_hold(refund)
+    if hold is None:
+        return False
+    if refund.status == S.UNKNOWN:
+        _post(
+            refund,
+            f"release:{refund.attempt}",
+            debit=("platform", _IN_FLIGHT),
+            credit=(_merchant_owner(refund), _MERCHANT),
+            description=f"refund {refund.pk} held: account frozen",
+        )
+    refund.next_poll_at = timezone.now() + settings.FREEZE_HOLD_RECHECK
+    _move(
+        refund,
+        "hold_for_freeze",
+        code="held_frozen",
+        party=hold.party,
+        actor=actor,
+        fields=("next_poll_at",),
+        detail=hold.detail,
+    )
+    _anomaly(refund, "held_frozen", {**hold.detail, "amount": refund.amount, "currency": refund.currency})
+    return True
+
+
+def refund_release_hold(*, refund_id: int, actor: str = "system") -> Refund:
+    """Release a refund held by a freeze once no freeze holds it: back to `approved`, its submission
+    scheduled as after any approval. Exactly once: only a `held` refund moves, under its lock, and
+    only an `approved` one is ever sent. While a freeze still holds it, the next look is pushed by
+    FREEZE_HOLD_RECHECK. Callers: the `account_unfrozen` receiver, the poller's sweep."""
+    with transaction.atomic():
+        refund = _lock(refund_id)
+        if refund.status != S.HELD:
+            return refund
+        now = timezone.now()
+        if _freeze_hold(refund) is not None:
+            refund.next_poll_at = now + settings.FREEZE_HOLD_RECHECK
+            refund.save(update_fields=["next_poll_at"])
+            return refund
+        refund.next_poll_at = now + settings.REFUND_SUBMIT_GRACE
+        _move(refund, "release_hold", code="hold_released", party=Party.PLATFORM, actor=actor, fields=("next_poll_at",))
+        _submit_after_commit(refund)
+    return refund

@@ -22,7 +22,7 @@ from apps.track.messages import (
 )
 
 # Codes after which the bank leg starts again (a new account or an automatic retry).
-_RESTART = {"failed", "needs_action", "account_updated", "retrying"}
+_RESTART = {"failed", "needs_action", "account_updated", "retrying", "held_frozen"}
 _REFUND_STOPPED = {"rejected", "cancelled", "failed", "needs_action", "reversed", "tech_support"}
 
 
@@ -96,6 +96,12 @@ def _problem(*, reason: str, party: str, eta: datetime | None = None, action: st
     )
 
 
+def _held_by(events) -> str:
+    """Who answers for a freeze hold: the party its `held_frozen` event names."""
+    held = next((e for e in reversed(events) if e.code == "held_frozen"), None)
+    return held.responsible_party if held is not None else "platform"
+
+
 def refund_progress(refund, *, now: datetime | None = None) -> Progress:
     now = now or timezone.now()
     events = list(refund.events.order_by("created_at", "id"))
@@ -119,6 +125,8 @@ def refund_progress(refund, *, now: datetime | None = None) -> Progress:
         )
     elif status == "reversed":
         progress.problem = _problem(reason=reason_text(refund.failure_code or "account_closed"), party="customer")
+    elif status == "held":  # a freeze: not a failure, nothing left
+        progress.problem = _problem(reason=str(STEPS["held_frozen"]), party=_held_by(events))
     elif status == "rejected":
         explanation = (refund.decision or {}).get("explanation") or _("The refund policy does not cover this order.")
         progress.problem = _problem(reason=explanation, party="merchant", action="appeal")
@@ -170,6 +178,8 @@ def withdrawal_progress(withdrawal) -> Progress:
     if status in ("failed", "returned"):
         party = withdrawal.responsible_party or "bank"
         progress.problem = _problem(reason=_withdrawal_reason(withdrawal, events), party=party)
+    elif status == "held" and last == "held_frozen":
+        progress.problem = _problem(reason=str(STEPS["held_frozen"]), party=_held_by(events))
     elif status == "held":
         progress.problem = _problem(reason=str(STEPS["held"]), party="platform")
     elif last == "held_by_bank" and status in ("submitted", "processing", "unknown"):
