@@ -20,6 +20,8 @@ def test_schema_validates_without_warnings():
         "/api/v1/payouts",
         "/api/v1/withdrawals",
         "/api/v1/incidents",
+        "/api/v1/freezes",
+        "/api/v1/freezes/{id}/lift",
         "/api/v1/alerts",
         "/api/v1/alerts/{id}/ack",
         "/api/v1/silences",
