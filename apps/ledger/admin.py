@@ -11,14 +11,9 @@ from apps.ledger.models import (
 )
 
 
-class LedgerEntryInline(admin.TabularInline):
+class LedgerEntryInline(ReadOnlyInline):
     model = LedgerEntry
-    extra = 0
-    can_delete = False
     readonly_fields = ("account", "amount", "currency")
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(LedgerAccount)

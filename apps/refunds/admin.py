@@ -1,18 +1,13 @@
 from django.contrib import admin
 
-from apps.common.admin import ReadOnlyAdmin
+from apps.common.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.refunds.models import ReasonPhrase, Refund, RefundEvent, SupportTicket
 
 
-class RefundEventInline(admin.TabularInline):
+class RefundEventInline(ReadOnlyInline):
     model = RefundEvent
-    extra = 0
-    can_delete = False
     readonly_fields = ("code", "from_status", "to_status", "message_key", "responsible_party", "actor", "created_at")
     fields = readonly_fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Refund)

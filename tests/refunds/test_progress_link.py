@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import string
 from datetime import timedelta
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.refunds.models import Refund, RefundEvent
-from apps.refunds.services import refund_progress_token
+from apps.refunds.services import refund_get_by_progress_token, refund_progress_token
 from tests.refunds.support import body, make_order, post_refund
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +121,23 @@ def test_random_tokens_never_hit(client, refund):
         if client.get(_path(token)).status_code != 404:
             hits += 1
     assert hits == 0
+
+
+def test_ten_thousand_random_and_near_miss_tokens_resolve_to_nothing(refund):
+    """G11 at full strength, at the lookup every link goes through: random strings of the link's
+    own alphabet and lengths, and the real token with one character changed, never find a refund."""
+    real = refund_progress_token(refund)
+    alphabet = string.ascii_letters + string.digits + "-_:"
+    rng = random.Random(20261207)
+    tried: set[str] = set()
+    while len(tried) < 10_000:
+        if len(tried) % 2:
+            tried.add("".join(rng.choice(alphabet) for _ in range(len(real))))
+        else:
+            position = rng.randrange(len(real))
+            tried.add(real[:position] + rng.choice(alphabet.replace(real[position], "")) + real[position + 1 :])
+    assert refund_get_by_progress_token(real) == refund
+    assert [token for token in tried if refund_get_by_progress_token(token) is not None] == []
 
 
 def test_page_shows_no_full_account_number(client, refund):

@@ -1,0 +1,9 @@
+from django.db import migrations
+
+from apps.common.dbguards import append_only_function
+
+
+class Migration(migrations.Migration):
+    dependencies = [("common", "0003_liveevent")]
+
+    operations = [append_only_function()]

@@ -1,0 +1,12 @@
+from django.db import migrations
+
+from apps.common.dbguards import append_only
+
+
+class Migration(migrations.Migration):
+    dependencies = [("common", "0004_append_only_function"), ("payouts", "0001_initial")]
+
+    operations = [
+        append_only("payouts_disbursementevent"),
+        append_only("payouts_incidentstep"),
+    ]
