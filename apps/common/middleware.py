@@ -78,17 +78,20 @@ def _answer(request: HttpRequest, status: int) -> tuple[int, str, str]:
 
 
 def json_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """`response` itself when it needs no rewriting, else the same error in the error shape."""
-    if response.status_code < 400 or not request.path.startswith(JSON_PREFIXES) or _is_json(response):
+    """`response`, rewritten into the error shape if it is an error that is not JSON; a 503 always
+    carries `Retry-After`."""
+    if response.status_code < 400 or not request.path.startswith(JSON_PREFIXES):
         return response
-    status, code, message = _answer(request, response.status_code)
-    answer = JsonResponse(error_body(code, message), status=status)
-    for header in _KEPT_HEADERS:
-        if header in response:
-            answer[header] = response[header]
-    if status == 503:
-        answer["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return answer
+    if not _is_json(response):
+        status, code, message = _answer(request, response.status_code)
+        answer = JsonResponse(error_body(code, message), status=status)
+        for header in _KEPT_HEADERS:
+            if header in response:
+                answer[header] = response[header]
+        response = answer
+    if response.status_code == 503 and "Retry-After" not in response:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 class JSONErrorMiddleware:

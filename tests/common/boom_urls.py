@@ -1,7 +1,7 @@
 """The project's URLs plus views that fail on purpose (tests/common/test_json_errors.py)."""
 
 from django.db import OperationalError
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import path
 from rest_framework.views import APIView
 
@@ -33,6 +33,10 @@ def publish(request):
     return HttpResponse(status=204)
 
 
+def json_503(request):
+    return JsonResponse({"error": {"code": "channel_misconfigured", "message": "Not now.", "fields": {}}}, status=503)
+
+
 def html_page(request):
     return HttpResponse("<p>not JSON</p>", status=410)
 
@@ -45,6 +49,7 @@ urlpatterns = [
     path("console/_boom", boom),
     path("api/v1/_gone", html_page),
     path("api/v1/_publish", publish),
+    path("webhooks/_json_503", json_503),
     *project.urlpatterns,
 ]
 # Whatever error views the project declares (none: apps.common.middleware answers for the API).

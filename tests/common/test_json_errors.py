@@ -79,6 +79,13 @@ def test_an_unreachable_broker_on_a_publish_in_the_request_is_a_503(client, debu
     assert int(response["Retry-After"]) > 0
 
 
+def test_a_json_503_of_a_view_gets_retry_after(client, debug):
+    response = client.get("/webhooks/_json_503")
+
+    _assert_error(response, 503, "channel_misconfigured")
+    assert int(response["Retry-After"]) > 0
+
+
 @pytest.mark.parametrize(
     "url", ["/api/v1/nope", "/api/nope", "/api/v1/refunds/abc", "/webhooks/nope", "/webhooks/channels/a/b/c"]
 )
