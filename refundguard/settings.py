@@ -68,6 +68,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so it sees every error response (apps/common/middleware.py).
+    "apps.common.middleware.JSONErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -192,6 +194,23 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Celery: publishing (the web side) ---------------------------------------------------------
+# A publish to an unreachable broker must not hold a request: the work it would start is also found
+# by a periodic job, and an after-commit publish that fails is only logged (apps/common/publish.py).
+# A connect may take 1 s (Redis reads it from its transport options, AMQP from the connection
+# timeout) and an answer 2 s (a broker gone without closing the socket; Redis's BRPOP waits 1 s),
+# at most two attempts 0.1 s apart: measured, a publish to a silent Redis gives up after ~2 s and a
+# refused connection after ~0.1 s. (Defaults: no limit at all on Redis, 4 s on AMQP, four attempts.)
+CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **CELERY_BROKER_TRANSPORT_OPTIONS,
+        "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+        "socket_timeout": 2.0,
+    }
+
 # Periodic jobs are declared here, in one place; the database scheduler picks them up.
 HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {

@@ -34,5 +34,3 @@ urlpatterns = [
 
 if settings.SANDBOX_BANK_ENABLED:
     urlpatterns.append(path("sandbox/bank/", include("apps.gateways.sandbox.urls")))
-
-handler404 = "apps.common.views.not_found"

@@ -1,9 +1,7 @@
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
-from django.views.defaults import page_not_found
 
-from apps.common.errors import error_body
 from apps.common.models import WorkerHeartbeat
 
 
@@ -21,10 +19,3 @@ def healthz(request):
             "heartbeats": beat.count if beat else 0,
         }
     )
-
-
-def not_found(request, exception=None):
-    """404s under /api/ (e.g. /api/v1/customers/abc) answer in the API's error shape, not HTML."""
-    if request.path.startswith("/api/"):
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
-    return page_not_found(request, exception)

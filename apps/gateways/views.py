@@ -14,7 +14,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from apps.common.errors import NotFoundError
+from apps.common.errors import NotFoundError, error_body
 from apps.gateways.base import ChannelError, WebhookRejected
 from apps.gateways.services import webhook_receive
 
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
+    return JsonResponse(error_body(code, message), status=status)
 
 
 @csrf_exempt

@@ -27,6 +27,7 @@ from django.utils import timezone
 from apps.accounts.models import Customer, User
 from apps.common.errors import NotFoundError
 from apps.common.polling import backoff
+from apps.common.publish import publish_after_commit
 from apps.common.rows import Columns
 from apps.notifications import policy
 from apps.notifications.models import Channel, Notification, Preference, Priority, ProviderStatusEvent
@@ -92,7 +93,7 @@ def _address(channel: str, recipient: Customer | User) -> str:
 def _dispatch_after_commit(event_key: str) -> None:
     from apps.notifications.tasks import notification_dispatch_event_task
 
-    transaction.on_commit(lambda: notification_dispatch_event_task.delay(event_key))
+    publish_after_commit(notification_dispatch_event_task, event_key)
 
 
 def notify(

@@ -39,6 +39,7 @@ from apps.accounts.services import account_freeze, bank_account_get_or_create
 from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
 from apps.common.polling import backoff, claim_call, claim_due
+from apps.common.publish import publish_after_commit
 from apps.gateways import reasons
 from apps.gateways.base import (
     Account,
@@ -585,7 +586,7 @@ def _schedule_submit(d: Disbursement) -> None:
     d.next_poll_at = timezone.now() + settings.PAYOUT_SUBMIT_GRACE
     d.save(update_fields=["next_poll_at"])
     pk = d.pk
-    transaction.on_commit(lambda: payout_submit_task.delay(pk))
+    publish_after_commit(payout_submit_task, pk)
 
 
 # --- approval, hold, cancel ---------------------------------------------------------------------
@@ -845,7 +846,7 @@ def payout_apply_channel_result(result: ChannelResult, *, channel_code: str, sou
     if outcome == "resend":
         from apps.payouts.tasks import payout_resend_task  # tasks import this module
 
-        transaction.on_commit(lambda: payout_resend_task.delay(pk))
+        publish_after_commit(payout_resend_task, pk)
     return outcome
 
 
@@ -1279,7 +1280,7 @@ def payout_recall_request(*, disbursement_id: int, actor: str, note: str = "") -
         pk = d.pk
         from apps.payouts.tasks import payout_recall_task  # tasks import this module
 
-        transaction.on_commit(lambda: payout_recall_task.delay(pk))
+        publish_after_commit(payout_recall_task, pk)
     return d
 
 

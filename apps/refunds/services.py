@@ -25,6 +25,7 @@ from apps.accounts.services import bank_account_get_or_create
 from apps.common.crypto import fingerprint
 from apps.common.errors import ServiceError, UnprocessableError
 from apps.common.polling import backoff, claim_call, claim_due
+from apps.common.publish import publish_after_commit
 from apps.gateways import reasons
 from apps.gateways.base import Account, ChannelError, ChannelResult, ChannelTimeout, TransferRequest, TransferStatus
 from apps.gateways.services import Query, channel_for, channel_query, channel_query_many, channel_submit
@@ -442,7 +443,7 @@ def _submit_after_commit(refund: Refund) -> None:
     from apps.refunds.tasks import refund_submit_task  # tasks import this module
 
     refund_id = refund.pk
-    transaction.on_commit(lambda: refund_submit_task.delay(refund_id))
+    publish_after_commit(refund_submit_task, refund_id)
 
 
 def refund_review(*, refund_id: int, approve: bool, actor: str, note: str = "") -> Refund:
@@ -624,7 +625,7 @@ def refund_apply_channel_result(result: ChannelResult, *, channel_code: str, sou
         # Never call a bank from inside a webhook request: a worker resends.
         from apps.refunds.tasks import refund_resend_task  # tasks import this module
 
-        transaction.on_commit(lambda: refund_resend_task.delay(refund_id))
+        publish_after_commit(refund_resend_task, refund_id)
     return outcome
 
 
