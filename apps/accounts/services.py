@@ -286,5 +286,5 @@ def account_unfreeze(*, freeze: AccountFreeze, actor: User | None, reason: str) 
                 "customer_id": freeze.customer_id,
                 "account_fingerprint": freeze.bank_account.fingerprint if freeze.bank_account_id else "",
             }
-            transaction.on_commit(lambda: account_unfrozen.send(sender=AccountFreeze, **payload))
+            transaction.on_commit(lambda: account_unfrozen.send(sender=AccountFreeze, **payload), robust=True)
     return freeze

@@ -47,7 +47,7 @@ def _announce(alert: Alert, action: str) -> None:
         "status": alert.status,
         "action": action,
     }
-    transaction.on_commit(lambda: alert_changed.send(sender=Alert, **payload))
+    transaction.on_commit(lambda: alert_changed.send(sender=Alert, **payload), robust=True)
 
 
 def _oncall(level: int) -> str:

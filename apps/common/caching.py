@@ -97,7 +97,7 @@ def changed(name: str) -> None:
         _entries.pop(entry_key, None)
     if connection.in_atomic_block:
         _pending_names().add(name)
-    transaction.on_commit(lambda: _bump(name))
+    transaction.on_commit(lambda: _bump(name), robust=True)
 
 
 def changed_on_save(model, name: str) -> None:

@@ -379,7 +379,7 @@ def _announce_change(channel: Channel, old_state: str, health: ChannelHealth) ->
         "calls": health.calls,
     }
     logger.warning("channel %s health %s → %s (%s)", channel.code, old_state, health.state, health.reason or "-")
-    transaction.on_commit(lambda: channel_health_changed.send(sender=ChannelHealth, **payload))
+    transaction.on_commit(lambda: channel_health_changed.send(sender=ChannelHealth, **payload), robust=True)
 
 
 def channel_health_mark_down(*, channel: Channel) -> ChannelHealth:
@@ -626,7 +626,7 @@ def _announce_rising(channel: Channel, days: list[ChannelHealthDay]) -> None:
         ],
     }
     logger.warning("channel %s failure rate rising %d days in a row", channel.code, len(days) - 1)
-    transaction.on_commit(lambda: channel_failure_rate_rising.send(sender=ChannelHealth, **payload))
+    transaction.on_commit(lambda: channel_failure_rate_rising.send(sender=ChannelHealth, **payload), robust=True)
 
 
 # --- inbound webhooks -----------------------------------------------------------------------------

@@ -376,7 +376,7 @@ def _announce(run: Reconciliation, findings: Sequence[Finding]) -> None:
                 mismatches_total=len(mismatches),
             )
 
-    transaction.on_commit(send)
+    transaction.on_commit(send, robust=True)
 
 
 def _record_failure(*, day: dt.date, source: str, error: str, actor: str, started_at: dt.datetime) -> Reconciliation:
@@ -407,7 +407,9 @@ def _record_failure(*, day: dt.date, source: str, error: str, actor: str, starte
                     "error": run.error,
                     "dedupe_key": _dedupe_key(run),
                 }
-                transaction.on_commit(partial(reconciliation_failed.send, sender=Reconciliation, **payload))
+                transaction.on_commit(
+                    partial(reconciliation_failed.send, sender=Reconciliation, **payload), robust=True
+                )
                 return run
         except IntegrityError:
             if attempt == 2:

@@ -144,7 +144,7 @@ def _move(
         "event_code": code,
         "responsible_party": party,
     }
-    transaction.on_commit(lambda: payout_state_changed.send(sender=Disbursement, **payload))
+    transaction.on_commit(lambda: payout_state_changed.send(sender=Disbursement, **payload), robust=True)
     return event
 
 
@@ -170,7 +170,7 @@ def _anomaly(d: Disbursement, anomaly: str, detail: dict) -> None:
     logger.warning("%s anomaly id=%s kind=%s detail=%s", d.kind, d.pk, anomaly, detail)
     payload = {"disbursement_id": d.pk, "kind": d.kind, "merchant_id": d.merchant_id, "anomaly": anomaly}
     payload["detail"] = detail
-    transaction.on_commit(lambda: payout_anomaly.send(sender=Disbursement, **payload))
+    transaction.on_commit(lambda: payout_anomaly.send(sender=Disbursement, **payload), robust=True)
 
 
 def _backoff(retry_count: int) -> timedelta:

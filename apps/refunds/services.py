@@ -113,7 +113,7 @@ def _announce_move(refund: Refund, *, from_status: str, code: str, party: str) -
         "event_code": code,
         "responsible_party": party,
     }
-    transaction.on_commit(lambda: refund_state_changed.send(sender=Refund, **payload))
+    transaction.on_commit(lambda: refund_state_changed.send(sender=Refund, **payload), robust=True)
 
 
 def _stage(refund: Refund, **values) -> None:
@@ -146,7 +146,7 @@ def _save_staged(refund: Refund) -> None:
 def _anomaly(refund: Refund, kind: str, detail: dict) -> None:
     logger.warning("refund anomaly refund=%s kind=%s detail=%s", refund.pk, kind, detail)
     payload = {"refund_id": refund.pk, "merchant_id": refund.merchant_id, "kind": kind, "detail": detail}
-    transaction.on_commit(lambda: refund_anomaly.send(sender=Refund, **payload))
+    transaction.on_commit(lambda: refund_anomaly.send(sender=Refund, **payload), robust=True)
 
 
 def _post(refund: Refund, suffix: str, debit: tuple[str, str], credit: tuple[str, str], description: str) -> None:

@@ -231,7 +231,7 @@ def risk_record(
         "shadow_hits": [h for h in verdict.matches if h["mode"] == Rule.Mode.SHADOW],
     }
     if verdict.matches:
-        transaction.on_commit(lambda: risk_rules_hit.send(sender=Observation, **payload))
+        transaction.on_commit(lambda: risk_rules_hit.send(sender=Observation, **payload), robust=True)
     return observation
 
 
