@@ -38,7 +38,7 @@ from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen
 from apps.accounts.services import account_freeze, bank_account_get_or_create
 from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
-from apps.common.polling import backoff, claim_call, claim_due
+from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
 from apps.gateways import reasons
 from apps.gateways.base import (
     Account,
@@ -944,16 +944,15 @@ def _apply(d: Disbursement, result: ChannelResult, *, source: str) -> str:
     return "no_change"
 
 
-def _next_verify_poll(d: Disbursement, now: datetime) -> datetime | None:
-    next_at = now + settings.PAYOUT_VERIFY_INTERVAL
-    return None if d.verify_until and next_at > d.verify_until else next_at
+def _next_verify_check(d: Disbursement, now: datetime) -> datetime | None:
+    return verify_next_check(since=d.paid_at, now=now, checks=settings.PAYOUT_VERIFY_CHECKS)
 
 
 def _pay(d: Disbursement, actor: str) -> None:
     now = timezone.now()
     d.paid_at = now
-    d.verify_until = now + settings.PAYOUT_VERIFY_WINDOW
-    d.next_poll_at = _next_verify_poll(d, now)
+    d.verify_until = verify_window_end(since=now, checks=settings.PAYOUT_VERIFY_CHECKS)
+    d.next_poll_at = _next_verify_check(d, now)
     d.failure_code = ""
     d.responsible_party = ""
     d.has_funds_in_flight = False
@@ -1121,7 +1120,7 @@ def _poll_without_query(d: Disbursement) -> Disbursement | None:
         return payout_retry(disbursement_id=d.pk)
     if d.status == S.RECALL_REQUESTED:
         return payout_recall_send(disbursement_id=d.pk, from_poll=True)
-    if d.status == S.PAID and (d.verify_until is None or d.verify_until < timezone.now()):
+    if d.status == S.PAID and d.paid_at is None:  # no arrival time to schedule from
         Disbursement.objects.filter(pk=d.pk, status=S.PAID).update(next_poll_at=None)
         return d
     if d.status not in (S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.PAID) or d.channel is None:
@@ -1130,7 +1129,10 @@ def _poll_without_query(d: Disbursement) -> Disbursement | None:
 
 
 def _poll_unanswered(d: Disbursement) -> Disbursement:
-    Disbursement.objects.filter(pk=d.pk).update(next_poll_at=timezone.now() + _backoff(1))
+    now = timezone.now()
+    # A verification check the bank did not answer is not repeated: the schedule's next one asks.
+    next_at = _next_verify_check(d, now) if d.status == S.PAID else now + _backoff(1)
+    Disbursement.objects.filter(pk=d.pk).update(next_poll_at=next_at)
     return d
 
 
@@ -1138,7 +1140,7 @@ def _poll_answered(d: Disbursement, result: ChannelResult) -> Disbursement:
     was_paid = d.status == S.PAID
     d = _apply_and_follow_up(d.pk, result, source="poll")
     if was_paid and d.status == S.PAID:
-        next_at = _next_verify_poll(d, timezone.now())
+        next_at = _next_verify_check(d, timezone.now())
         Disbursement.objects.filter(pk=d.pk, status=S.PAID).update(next_poll_at=next_at)
     return d
 

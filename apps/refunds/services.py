@@ -23,7 +23,7 @@ from apps.accounts.models import Merchant
 from apps.accounts.services import bank_account_get_or_create
 from apps.common.crypto import fingerprint
 from apps.common.errors import ServiceError, UnprocessableError
-from apps.common.polling import backoff, claim_call, claim_due
+from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
 from apps.gateways import reasons
 from apps.gateways.base import Account, ChannelError, ChannelResult, ChannelTimeout, TransferRequest, TransferStatus
 from apps.gateways.services import Query, channel_for, channel_query, channel_query_many, channel_submit
@@ -760,8 +760,8 @@ def _apply_result(refund: Refund, result: ChannelResult, *, source: str) -> str:
 def _succeed(refund: Refund, actor: str) -> None:
     now = timezone.now()
     refund.succeeded_at = now
-    refund.verify_until = now + settings.REFUND_VERIFY_WINDOW
-    refund.next_poll_at = _next_verify_poll(refund, now)
+    refund.verify_until = verify_window_end(since=now, checks=settings.REFUND_VERIFY_CHECKS)
+    refund.next_poll_at = _next_verify_check(refund, now)
     refund.failure_code = ""
     refund.responsible_party = ""
     _move(
@@ -781,10 +781,8 @@ def _succeed(refund: Refund, actor: str) -> None:
     )
 
 
-def _next_verify_poll(refund: Refund, now: datetime) -> datetime | None:
-    """When a succeeded refund is next queried for a late return; None once its window is over."""
-    next_at = now + settings.REFUND_VERIFY_INTERVAL
-    return None if refund.verify_until and next_at > refund.verify_until else next_at
+def _next_verify_check(refund: Refund, now: datetime) -> datetime | None:
+    return verify_next_check(since=refund.succeeded_at, now=now, checks=settings.REFUND_VERIFY_CHECKS)
 
 
 def _reverse(refund: Refund, actor: str, result: ChannelResult) -> None:
@@ -924,7 +922,7 @@ def _poll_without_query(refund: Refund) -> Refund | None:
         return refund_submit(refund_id=refund.pk)
     if refund.status == S.FAILED:
         return refund_retry(refund_id=refund.pk)
-    if refund.status == S.SUCCEEDED and (refund.verify_until is None or refund.verify_until < timezone.now()):
+    if refund.status == S.SUCCEEDED and refund.succeeded_at is None:  # no arrival time to schedule from
         Refund.objects.filter(pk=refund.pk, status=S.SUCCEEDED).update(next_poll_at=None)
         return refund
     if refund.status not in (S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.SUCCEEDED) or refund.channel is None:
@@ -933,7 +931,10 @@ def _poll_without_query(refund: Refund) -> Refund | None:
 
 
 def _poll_unanswered(refund: Refund) -> Refund:
-    Refund.objects.filter(pk=refund.pk).update(next_poll_at=timezone.now() + _backoff(1))
+    now = timezone.now()
+    # A verification check the bank did not answer is not repeated: the schedule's next one asks.
+    next_at = _next_verify_check(refund, now) if refund.status == S.SUCCEEDED else now + _backoff(1)
+    Refund.objects.filter(pk=refund.pk).update(next_poll_at=next_at)
     return refund
 
 
@@ -943,7 +944,7 @@ def _poll_answered(refund: Refund, result: ChannelResult) -> Refund:
     if was_succeeded and refund.status == S.SUCCEEDED:
         # A verification poll: schedule the next one. A refund that succeeded during this poll (or
         # under a concurrent webhook, after our claim) already got it from `_succeed`.
-        next_at = _next_verify_poll(refund, timezone.now())
+        next_at = _next_verify_check(refund, timezone.now())
         Refund.objects.filter(pk=refund.pk, status=S.SUCCEEDED).update(next_poll_at=next_at)
     return refund
 
