@@ -16,4 +16,11 @@ def customer_is_frozen(*, customer: Customer) -> bool:
 
 
 def bank_account_is_frozen(*, bank_account: BankAccount) -> bool:
-    return AccountFreeze.objects.filter(bank_account=bank_account, lifted_at__isnull=True).exists()
+    """A freeze of any of the owner's records of this number freezes them all: naming the number
+    under another holder name makes a new record (G18), and must not slip past a freeze (G17)."""
+    return AccountFreeze.objects.filter(
+        lifted_at__isnull=True,
+        bank_account__merchant_id=bank_account.merchant_id,
+        bank_account__customer_id=bank_account.customer_id,
+        bank_account__fingerprint=bank_account.fingerprint,
+    ).exists()

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from apps.accounts.models import BankAccount, Customer, Merchant, User
 from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen
-from apps.accounts.services import account_freeze, bank_account_get_or_create
+from apps.accounts.services import account_freeze, bank_account_get_or_create, bank_account_mark_verified
 from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
@@ -57,7 +57,7 @@ from apps.gateways.services import (
     channel_query_many,
     channel_recall,
     channel_submit,
-    channel_verify,
+    destination_verify,
 )
 from apps.ledger.models import LedgerAccount
 from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
@@ -423,19 +423,15 @@ def _checks_after_create(d: Disbursement) -> Disbursement:
 
 
 def _verify(d: Disbursement) -> VerifyResult | ChannelError | None:
-    channel = channel_for(capability="verify")
-    if channel is None:
-        return None
     account = d.destination_account
-    try:
-        return channel_verify(
-            channel=channel,
-            account=Account(holder_name=account.holder_name, bank=account.bank, number=account.reveal_number()),
-            reference=d.owner_reference,
-            request_id=f"{d.owner_reference}:verify",
-        )
-    except ChannelError as exc:
-        return exc
+    answer = destination_verify(
+        account=Account(holder_name=account.holder_name, bank=account.bank, number=account.reveal_number()),
+        reference=d.owner_reference,
+        request_id=f"{d.owner_reference}:verify",
+    )
+    if isinstance(answer, VerifyResult) and answer.ok:
+        bank_account_mark_verified(bank_account=account)
+    return answer
 
 
 def _lock_owner(disbursement_id: int) -> None:
