@@ -595,11 +595,23 @@ def _verify_destination(refund_id: int) -> Refund | None:
     customer gave since (`submission_seq` > 1). A record verified once is not asked again; with no
     channel able to verify, the refund goes unverified. Runs the channel call outside any
     transaction, then locks the refund."""
-    refund = Refund.objects.select_related("order", "destination_account").get(pk=refund_id)
-    account = refund.destination_account
-    named = account is not None and (account.pk != refund.order.payer_account_id or refund.submission_seq > 1)
-    if refund.status != S.APPROVED or not named or account.verified_at is not None:
+    # One light read on every submit: most refunds go back the payer's way and stop here.
+    status, seq, account_id, payer_id, verified_at = (
+        Refund.objects.filter(pk=refund_id)
+        .values_list(
+            "status",
+            "submission_seq",
+            "destination_account_id",
+            "order__payer_account_id",
+            "destination_account__verified_at",
+        )
+        .get()
+    )
+    named = account_id is not None and (account_id != payer_id or seq > 1)
+    if status != S.APPROVED or not named or verified_at is not None:
         return None
+    refund = Refund.objects.select_related("destination_account").get(pk=refund_id)
+    account = refund.destination_account
     answer = destination_verify(
         account=Account(holder_name=account.holder_name, bank=account.bank, number=account.reveal_number()),
         reference=f"refund:{refund.pk}",
