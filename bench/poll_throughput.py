@@ -167,8 +167,8 @@ def main() -> None:
         args.db_name,
         SANDBOX_BANK_ENABLED="true",
         SANDBOX_WEBHOOK_SECRET=f"whsec_{secrets.token_hex(24)}",
-        # A settled refund is re-queried for late returns after this; keep it out of the drain.
-        REFUND_VERIFY_INTERVAL_SECONDS="86400",
+        # A settled refund's first check for a late return comes after this; keep it out of the drain.
+        REFUND_VERIFY_CHECKS_MINUTES="1440",
         REFUND_POLL_CONCURRENCY=str(args.poll_threads),
     )
     from django.db import connections

@@ -440,6 +440,20 @@ IDEMPOTENCY_TTL = timedelta(hours=env.int("IDEMPOTENCY_TTL_HOURS", default=48))
 FREEZE_HOLD_RECHECK = timedelta(seconds=env.int("FREEZE_HOLD_RECHECK_SECONDS", default=300))
 
 # --- Refund movement timing ----------------------------------------------------------------------
+
+
+def _verify_checks(name: str, *, default: list[int]) -> tuple[timedelta, ...]:
+    """A verification schedule from a comma-separated list of minutes after the money arrived."""
+    raw = env.list(name, default=[str(minutes) for minutes in default])
+    try:
+        minutes = sorted({int(value) for value in raw})
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be whole minutes, e.g. 1,15,120,1440,4320.") from None
+    if not minutes or minutes[0] <= 0:
+        raise ImproperlyConfigured(f"{name} needs at least one check, each a positive number of minutes.")
+    return tuple(timedelta(minutes=value) for value in minutes)
+
+
 # How often in-flight refunds are queried when no webhook has arrived, and how long after a
 # submit timeout we wait before querying (a slow bank may still be executing the request).
 REFUND_POLL_INTERVAL = timedelta(seconds=env.int("REFUND_POLL_INTERVAL_SECONDS", default=5))
@@ -448,9 +462,12 @@ REFUND_UNKNOWN_QUERY_DELAY = timedelta(seconds=env.int("REFUND_UNKNOWN_QUERY_DEL
 REFUND_RETRY_BASE = timedelta(seconds=env.int("REFUND_RETRY_BASE_SECONDS", default=10))
 REFUND_RETRY_CAP = timedelta(seconds=env.int("REFUND_RETRY_CAP_SECONDS", default=3600))
 REFUND_MAX_RETRIES = env.int("REFUND_MAX_RETRIES", default=6)
-# A success is queried again for this long: banks return funds days later (account closed).
-REFUND_VERIFY_WINDOW = timedelta(hours=env.int("REFUND_VERIFY_WINDOW_HOURS", default=72))
-REFUND_VERIFY_INTERVAL = timedelta(seconds=env.int("REFUND_VERIFY_INTERVAL_SECONDS", default=30))
+# A success is queried again for late returns (banks return funds days later: account closed) at
+# these offsets after it arrived, in minutes, and never otherwise: a handful of queries per refund
+# however many are settled (RELIABILITY G19). The last offset ends the verification window. The
+# first comes after the sandbox bank's return (60 s after settling); banks return most funds within
+# hours, the rest within three days.
+REFUND_VERIFY_CHECKS = _verify_checks("REFUND_VERIFY_CHECKS_MINUTES", default=[1, 15, 120, 1440, 4320])
 # An approved refund whose submit task never ran is submitted by the poller after this grace.
 REFUND_SUBMIT_GRACE = timedelta(seconds=env.int("REFUND_SUBMIT_GRACE_SECONDS", default=30))
 REFUND_POLL_BATCH = env.int("REFUND_POLL_BATCH", default=500)
@@ -522,8 +539,7 @@ PAYOUT_UNKNOWN_QUERY_DELAY = timedelta(seconds=env.int("PAYOUT_UNKNOWN_QUERY_DEL
 PAYOUT_RETRY_BASE = timedelta(seconds=env.int("PAYOUT_RETRY_BASE_SECONDS", default=10))
 PAYOUT_RETRY_CAP = timedelta(seconds=env.int("PAYOUT_RETRY_CAP_SECONDS", default=3600))
 PAYOUT_MAX_RETRIES = env.int("PAYOUT_MAX_RETRIES", default=6)
-PAYOUT_VERIFY_WINDOW = timedelta(hours=env.int("PAYOUT_VERIFY_WINDOW_HOURS", default=72))
-PAYOUT_VERIFY_INTERVAL = timedelta(seconds=env.int("PAYOUT_VERIFY_INTERVAL_SECONDS", default=60))
+PAYOUT_VERIFY_CHECKS = _verify_checks("PAYOUT_VERIFY_CHECKS_MINUTES", default=[1, 15, 120, 1440, 4320])
 PAYOUT_SUBMIT_GRACE = timedelta(seconds=env.int("PAYOUT_SUBMIT_GRACE_SECONDS", default=30))
 PAYOUT_POLL_BATCH = env.int("PAYOUT_POLL_BATCH", default=500)
 PAYOUT_POLL_CHUNK = env.int("PAYOUT_POLL_CHUNK", default=50)

@@ -42,9 +42,18 @@ class CustomerAdmin(admin.ModelAdmin):
 class BankAccountAdmin(admin.ModelAdmin):
     list_display = ("id", "merchant", "customer", "holder_name", "bank", "masked_number", "created_at")
     list_filter = ("merchant", "bank")
-    readonly_fields = ("masked_number", "fingerprint", "created_at")
-    fields = ("merchant", "customer", "holder_name", "bank", "masked_number", "fingerprint", "created_at")
-    raw_id_fields = ("customer",)
+    # A payee's details are what a request named (G18): another name is another record, not an edit.
+    fields = (
+        "merchant",
+        "customer",
+        "holder_name",
+        "bank",
+        "masked_number",
+        "fingerprint",
+        "verified_at",
+        "created_at",
+    )
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         # Numbers arrive through the API (encrypted on the way in); the admin never holds one in full.

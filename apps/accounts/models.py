@@ -100,7 +100,13 @@ class Customer(models.Model):
 
 
 class BankAccount(models.Model):
-    """A destination or source account. The number is encrypted; screens show only `**** 1234`."""
+    """A destination or source account: a payee, i.e. a number *with* the holder name and bank it
+    was named under. The number is encrypted; screens show only `**** 1234`.
+
+    The same number named under another holder name or bank is another record (RELIABILITY G18):
+    a record's name is the one a request named and is never replaced by a later request's, so
+    what was sent to a payee and what is shown for it always agree. Records of one number and owner
+    share a fingerprint (freezes, risk features and limits match on it)."""
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="bank_accounts")
     customer = models.ForeignKey(
@@ -112,10 +118,23 @@ class BankAccount(models.Model):
     last4 = models.CharField(max_length=4, editable=False)
     fingerprint = models.CharField(max_length=64, db_index=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
+    # When a channel confirmed that this number belongs to this holder (None: not asked yet).
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
+        # One record per owner and payee; two constraints because NULLs never collide in a unique
+        # index (a merchant's own accounts have no customer).
         constraints = [
-            models.UniqueConstraint(fields=["merchant", "customer", "fingerprint"], name="bank_account_once_per_owner")
+            models.UniqueConstraint(
+                fields=["merchant", "customer", "fingerprint", "holder_name", "bank"],
+                condition=Q(customer__isnull=False),
+                name="bank_account_once_per_customer_payee",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "fingerprint", "holder_name", "bank"],
+                condition=Q(customer__isnull=True),
+                name="bank_account_once_per_merchant_payee",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -157,6 +157,11 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
     return customer
 
 
+def _payee_text(value: str) -> str:
+    # Runs of whitespace are one space: "王小明 " and "王小明" name the same payee.
+    return " ".join(value.split())
+
+
 def bank_account_get_or_create(
     *,
     merchant: Merchant,
@@ -165,24 +170,44 @@ def bank_account_get_or_create(
     bank: str,
     account_number: str,
     correct_details: bool = False,
+    correcting: BankAccount | None = None,
 ) -> BankAccount:
-    """The stored account with this number for this owner, created (encrypted) on first use.
+    """The owner's record of this payee — this number under this holder name and bank — created
+    (number encrypted) on first use. Never rewrites a record a request did not name (G18): the same
+    number under another holder name or bank is a new record, which callers have verified with the
+    channel before money moves to it (refunds: `refund_submit`; payouts: the pre-checks).
 
-    `correct_details=True` is the owner correcting a known account (a bank refused the holder name):
-    the stored holder name and bank take the new values, the number and its fingerprint stay.
-    Otherwise a known number keeps what was stored first."""
+    `correct_details=True` is the owner correcting details a bank refused (the customer's form on
+    the progress page, via `refund_update_destination`): the record being corrected — `correcting`,
+    else the owner's latest record of this number — takes the new holder name and bank, and must be
+    verified again; the number and its fingerprint stay. A record the channel has verified is never
+    corrected (a new record is made instead), nor one of another number.
+    Callers: orders (payer account), refunds, payouts and withdrawals, inside their transaction."""
     digits = account_number.replace(" ", "")
     # ASCII only: str.isdigit() also takes "６２２２" or "²", which would be stored, fingerprinted
     # apart from the same number in ASCII digits and sent to channels as is.
     if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 30:
         raise ServiceError("Account number must be 8–30 digits.", fields={"account_number": ["Must be 8–30 digits."]})
+    holder_name, bank = _payee_text(holder_name), _payee_text(bank)
     fp = fingerprint(digits)
-    existing = BankAccount.objects.filter(merchant=merchant, customer=customer, fingerprint=fp).first()
+    same_number = BankAccount.objects.filter(merchant=merchant, customer=customer, fingerprint=fp)
+    existing = same_number.filter(holder_name=holder_name, bank=bank).first()
     if existing is not None:
-        if correct_details and (existing.holder_name, existing.bank) != (holder_name, bank):
-            existing.holder_name, existing.bank = holder_name, bank
-            existing.save(update_fields=["holder_name", "bank"])
         return existing
+    if correct_details:
+        target = correcting if correcting is not None else same_number.order_by("-created_at", "-id").first()
+        if target is not None and target.fingerprint == fp and target.verified_at is None:
+            try:
+                with transaction.atomic():
+                    updated = BankAccount.objects.filter(pk=target.pk, verified_at__isnull=True).update(
+                        holder_name=holder_name, bank=bank
+                    )
+            except IntegrityError:  # another request named these details meanwhile: that record
+                return same_number.get(holder_name=holder_name, bank=bank)
+            if updated:
+                logger.info("bank account corrected by its owner account=%s", target.pk)
+                target.refresh_from_db()
+                return target
     try:
         with transaction.atomic():
             return BankAccount.objects.create(
@@ -195,7 +220,15 @@ def bank_account_get_or_create(
                 fingerprint=fp,
             )
     except IntegrityError:
-        return BankAccount.objects.get(merchant=merchant, customer=customer, fingerprint=fp)
+        return same_number.get(holder_name=holder_name, bank=bank)
+
+
+def bank_account_mark_verified(*, bank_account: BankAccount) -> None:
+    """Record that a channel confirmed this record's number belongs to its holder name. Callers:
+    the refund and payout services, after `apps.gateways.services.destination_verify` said so."""
+    now = timezone.now()
+    BankAccount.objects.filter(pk=bank_account.pk, verified_at__isnull=True).update(verified_at=now)
+    bank_account.verified_at = bank_account.verified_at or now
 
 
 def account_freeze(

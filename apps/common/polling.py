@@ -1,13 +1,14 @@
 """Generic pieces of the "money in flight" machinery: claiming due rows for a poller, claiming an
-owed channel call, and the retry backoff. Used by refunds and payouts.
+owed channel call, the retry backoff and the verification schedule of settled money. Used by
+refunds and payouts.
 
 Nothing here knows a model: callers pass their model and field names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from datetime import timedelta
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 
 from django.db import models, transaction
 from django.db.models import F
@@ -50,3 +51,24 @@ def claim_call(model: type[models.Model], pk: int, *, owed: str, done: str) -> b
 def backoff(attempt: int, *, base: timedelta, cap: timedelta) -> timedelta:
     """`base × 2^attempt`, at most `cap` (attempt 0 waits `base`)."""
     return min(base * (2 ** max(0, attempt)), cap)
+
+
+def verify_next_check(*, since: datetime | None, now: datetime, checks: Sequence[timedelta]) -> datetime | None:
+    """When money that arrived at `since` is next queried for a late return: the first of `checks`
+    (ascending offsets from `since`, e.g. REFUND_VERIFY_CHECKS) later than `now`; None once the
+    schedule is done (or nothing arrived).
+
+    Callers store it as the row's next poll time when the money arrives and after each
+    verification query, answered or not, so each check costs at most one query and an item costs
+    at most `len(checks)` over its whole window (RELIABILITY G19), however often the poller ticks.
+    A check the poller reaches late is not made up: the next one asks again. Rows scheduled by an
+    older rule (any next poll time) join the schedule at their next query.
+    """
+    if since is None:
+        return None
+    return next((since + offset for offset in checks if since + offset > now), None)
+
+
+def verify_window_end(*, since: datetime, checks: Sequence[timedelta]) -> datetime:
+    """The end of the verification window of money that arrived at `since`: its last check."""
+    return since + checks[-1]

@@ -216,6 +216,25 @@ def channel_verify(*, channel: Channel, account: Account, reference: str = "", r
     )
 
 
+def destination_verify(*, account: Account, reference: str, request_id: str) -> VerifyResult | ChannelError | None:
+    """The one rule for "verify a destination before money moves to it": ask the channel chosen
+    for verification (`channel_for(capability="verify")`) whether `account`'s number belongs to its
+    holder name and bank.
+
+    Returns the answer (ok, or the mismatch's reason); None when no enabled channel can verify
+    (money goes on unverified); the ChannelError, not raised, when the channel could not answer
+    (the caller asks again later). One ChannelCall. Callers: the payout pre-checks and the refund
+    submitter, outside any transaction.
+    """
+    channel = channel_for(capability="verify")
+    if channel is None:
+        return None
+    try:
+        return channel_verify(channel=channel, account=account, reference=reference, request_id=request_id)
+    except ChannelError as exc:
+        return exc
+
+
 def channel_submit(*, channel: Channel, request: TransferRequest) -> ChannelResult:
     """Send a transfer instruction, once; the bank dedupes on `request.request_id`.
 

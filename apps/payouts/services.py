@@ -35,10 +35,10 @@ from django.utils import timezone
 
 from apps.accounts.models import BankAccount, Customer, Merchant, User
 from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen, freeze_hold_for
-from apps.accounts.services import account_freeze, bank_account_get_or_create
+from apps.accounts.services import account_freeze, bank_account_get_or_create, bank_account_mark_verified
 from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
-from apps.common.polling import backoff, claim_call, claim_due
+from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
 from apps.common.publish import publish_after_commit
 from apps.gateways import reasons
 from apps.gateways.base import (
@@ -58,7 +58,7 @@ from apps.gateways.services import (
     channel_query_many,
     channel_recall,
     channel_submit,
-    channel_verify,
+    destination_verify,
 )
 from apps.ledger.models import LedgerAccount
 from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
@@ -424,19 +424,15 @@ def _checks_after_create(d: Disbursement) -> Disbursement:
 
 
 def _verify(d: Disbursement) -> VerifyResult | ChannelError | None:
-    channel = channel_for(capability="verify")
-    if channel is None:
-        return None
     account = d.destination_account
-    try:
-        return channel_verify(
-            channel=channel,
-            account=Account(holder_name=account.holder_name, bank=account.bank, number=account.reveal_number()),
-            reference=d.owner_reference,
-            request_id=f"{d.owner_reference}:verify",
-        )
-    except ChannelError as exc:
-        return exc
+    answer = destination_verify(
+        account=Account(holder_name=account.holder_name, bank=account.bank, number=account.reveal_number()),
+        reference=d.owner_reference,
+        request_id=f"{d.owner_reference}:verify",
+    )
+    if isinstance(answer, VerifyResult) and answer.ok:
+        bank_account_mark_verified(bank_account=account)
+    return answer
 
 
 def _lock_owner(disbursement_id: int) -> None:
@@ -956,16 +952,15 @@ def _apply(d: Disbursement, result: ChannelResult, *, source: str) -> str:
     return "no_change"
 
 
-def _next_verify_poll(d: Disbursement, now: datetime) -> datetime | None:
-    next_at = now + settings.PAYOUT_VERIFY_INTERVAL
-    return None if d.verify_until and next_at > d.verify_until else next_at
+def _next_verify_check(d: Disbursement, now: datetime) -> datetime | None:
+    return verify_next_check(since=d.paid_at, now=now, checks=settings.PAYOUT_VERIFY_CHECKS)
 
 
 def _pay(d: Disbursement, actor: str) -> None:
     now = timezone.now()
     d.paid_at = now
-    d.verify_until = now + settings.PAYOUT_VERIFY_WINDOW
-    d.next_poll_at = _next_verify_poll(d, now)
+    d.verify_until = verify_window_end(since=now, checks=settings.PAYOUT_VERIFY_CHECKS)
+    d.next_poll_at = _next_verify_check(d, now)
     d.failure_code = ""
     d.responsible_party = ""
     d.has_funds_in_flight = False
@@ -1136,7 +1131,7 @@ def _poll_without_query(d: Disbursement) -> Disbursement | None:
         return payout_recall_send(disbursement_id=d.pk, from_poll=True)
     if d.status == S.HELD:
         return payout_release_freeze_hold(disbursement_id=d.pk)
-    if d.status == S.PAID and (d.verify_until is None or d.verify_until < timezone.now()):
+    if d.status == S.PAID and d.paid_at is None:  # no arrival time to schedule from
         Disbursement.objects.filter(pk=d.pk, status=S.PAID).update(next_poll_at=None)
         return d
     if d.status not in (S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.PAID) or d.channel is None:
@@ -1145,7 +1140,10 @@ def _poll_without_query(d: Disbursement) -> Disbursement | None:
 
 
 def _poll_unanswered(d: Disbursement) -> Disbursement:
-    Disbursement.objects.filter(pk=d.pk).update(next_poll_at=timezone.now() + _backoff(1))
+    now = timezone.now()
+    # A verification check the bank did not answer is not repeated: the schedule's next one asks.
+    next_at = _next_verify_check(d, now) if d.status == S.PAID else now + _backoff(1)
+    Disbursement.objects.filter(pk=d.pk).update(next_poll_at=next_at)
     return d
 
 
@@ -1153,7 +1151,7 @@ def _poll_answered(d: Disbursement, result: ChannelResult) -> Disbursement:
     was_paid = d.status == S.PAID
     d = _apply_and_follow_up(d.pk, result, source="poll")
     if was_paid and d.status == S.PAID:
-        next_at = _next_verify_poll(d, timezone.now())
+        next_at = _next_verify_check(d, timezone.now())
         Disbursement.objects.filter(pk=d.pk, status=S.PAID).update(next_poll_at=next_at)
     return d
 

@@ -167,7 +167,8 @@ class Refund(FSMModelMixin, models.Model):
     @transition(field=status, source=Status.FAILED, target=Status.APPROVED)
     def retry(self): ...
 
-    @transition(field=status, source=Status.FAILED, target=Status.NEEDS_ACTION)
+    # From approved: the channel refused the destination's holder name before anything was sent.
+    @transition(field=status, source=[Status.FAILED, Status.APPROVED], target=Status.NEEDS_ACTION)
     def require_action(self): ...
 
     @transition(field=status, source=Status.NEEDS_ACTION, target=Status.APPROVED)

@@ -21,14 +21,29 @@ from django.utils import timezone
 
 from apps.accounts.models import Merchant
 from apps.accounts.selectors import freeze_hold_for
-from apps.accounts.services import bank_account_get_or_create
+from apps.accounts.services import bank_account_get_or_create, bank_account_mark_verified
 from apps.common.crypto import fingerprint
 from apps.common.errors import ServiceError, UnprocessableError
-from apps.common.polling import backoff, claim_call, claim_due
+from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
 from apps.common.publish import publish_after_commit
 from apps.gateways import reasons
-from apps.gateways.base import Account, ChannelError, ChannelResult, ChannelTimeout, TransferRequest, TransferStatus
-from apps.gateways.services import Query, channel_for, channel_query, channel_query_many, channel_submit
+from apps.gateways.base import (
+    Account,
+    ChannelError,
+    ChannelResult,
+    ChannelTimeout,
+    TransferRequest,
+    TransferStatus,
+    VerifyResult,
+)
+from apps.gateways.services import (
+    Query,
+    channel_for,
+    channel_query,
+    channel_query_many,
+    channel_submit,
+    destination_verify,
+)
 from apps.ledger.models import LedgerAccount
 from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
 from apps.orders.models import Order
@@ -483,13 +498,18 @@ def refund_cancel(*, refund_id: int, actor: str, party: str = Party.CUSTOMER) ->
 def refund_update_destination(*, refund_id: int, destination_account: dict, actor: str) -> Refund:
     """The customer fixed their account: a refund needing action goes back to approved, new request id.
     The same number with a corrected holder name (the bank said the name did not match) corrects
-    the stored account."""
+    the refund's account record; either way the channel verifies it before the resend
+    (`refund_submit`)."""
     with transaction.atomic():
         refund = _lock(refund_id)
         if refund.status != S.NEEDS_ACTION:
             raise ServiceError("Only a refund that needs action takes a new account.", code="invalid_state")
         refund.destination_account = bank_account_get_or_create(
-            merchant=refund.merchant, customer=refund.customer, correct_details=True, **destination_account
+            merchant=refund.merchant,
+            customer=refund.customer,
+            correct_details=True,
+            correcting=refund.destination_account,
+            **destination_account,
         )
         refund.submission_seq += 1
         refund.failure_code = ""
@@ -524,12 +544,15 @@ def _transfer_request(refund: Refund) -> TransferRequest:
 def refund_submit(*, refund_id: int) -> Refund:
     """Send an approved refund to its channel, exactly once.
 
-    Commits `submitted` (and the in-flight ledger posting) before calling the bank; the call's
+    A destination other than the payer's route is verified first (`_verify_destination`). Commits
+    `submitted` (and the in-flight ledger posting) before calling the bank; the call's
     outcome is then applied like any webhook. A timeout moves the refund to `unknown`, which is
     queried before anything is sent again. Safe to call twice: only an `approved` refund is sent.
     A refund whose customer or destination account is frozen is held instead (`_hold_if_frozen`),
     under the same lock: retries and failovers come through here too.
     """
+    if (stopped := _verify_destination(refund_id)) is not None:
+        return stopped
     with transaction.atomic():
         refund = _lock(refund_id)
         if refund.status != S.APPROVED:
@@ -567,6 +590,77 @@ def refund_submit(*, refund_id: int) -> Refund:
             description=f"refund {refund.pk} sent to {channel.code}",
         )
     return _send(refund)
+
+
+def _verify_destination(refund_id: int) -> Refund | None:
+    """Wrong-payee interception: money goes to a destination the customer named (not the way it
+    came) only once the channel confirms that number belongs to that holder name
+    (`destination_verify`, the payouts' rule too). Returns None when the refund may be sent; else
+    the refund, left `approved` to ask again after a backoff (the channel did not answer) or moved
+    to `needs_action` with the reason (mismatch: the customer fixes the account on the progress
+    page). Destinations are: a `destination_account` given with the request, and any account the
+    customer gave since (`submission_seq` > 1). A record verified once is not asked again; with no
+    channel able to verify, the refund goes unverified. Runs the channel call outside any
+    transaction, then locks the refund."""
+    # One light read on every submit: most refunds go back the payer's way and stop here.
+    status, seq, account_id, payer_id, verified_at = (
+        Refund.objects.filter(pk=refund_id)
+        .values_list(
+            "status",
+            "submission_seq",
+            "destination_account_id",
+            "order__payer_account_id",
+            "destination_account__verified_at",
+        )
+        .get()
+    )
+    named = account_id is not None and (account_id != payer_id or seq > 1)
+    if status != S.APPROVED or not named or verified_at is not None:
+        return None
+    refund = Refund.objects.select_related("destination_account").get(pk=refund_id)
+    account = refund.destination_account
+    answer = destination_verify(
+        account=Account(holder_name=account.holder_name, bank=account.bank, number=account.reveal_number()),
+        reference=f"refund:{refund.pk}",
+        request_id=f"{refund.request_id}:verify",
+    )
+    if answer is None or (isinstance(answer, VerifyResult) and answer.ok):
+        if answer is not None:
+            bank_account_mark_verified(bank_account=account)
+        return None
+    with transaction.atomic():
+        refund = _lock(refund_id)
+        if refund.status != S.APPROVED or refund.destination_account_id != account.pk:
+            return refund  # moved on meanwhile: whoever moved it decides
+        if isinstance(answer, ChannelError):
+            earlier = refund.events.filter(code="verification_unanswered").count()
+            refund.next_poll_at = timezone.now() + _backoff(earlier)
+            refund.save(update_fields=["next_poll_at"])
+            code = answer.reason.code if answer.reason else "channel_error"
+            _record(
+                refund,
+                code="verification_unanswered",
+                party=Party.BANK,
+                actor="system",
+                from_status=refund.status,
+                detail={"code": code, "attempt": earlier + 1},
+            )
+            return refund
+        reason = answer.reason
+        refund.failure_code = reason.code if reason else (answer.raw_code or "account_mismatch")
+        refund.responsible_party = reason.responsible_party if reason else Party.CUSTOMER
+        refund.next_poll_at = None
+        _move(
+            refund,
+            "require_action",
+            code="needs_action",
+            party=refund.responsible_party,
+            actor="channel:verify",
+            fields=("failure_code", "responsible_party", "next_poll_at"),
+            message_key=f"refund.needs_action.{refund.failure_code}",
+            detail={"check": "account_verification", "raw_code": answer.raw_code, "account": account.masked_number},
+        )
+    return refund
 
 
 def _send(refund: Refund) -> Refund:
@@ -769,8 +863,8 @@ def _apply_result(refund: Refund, result: ChannelResult, *, source: str) -> str:
 def _succeed(refund: Refund, actor: str) -> None:
     now = timezone.now()
     refund.succeeded_at = now
-    refund.verify_until = now + settings.REFUND_VERIFY_WINDOW
-    refund.next_poll_at = _next_verify_poll(refund, now)
+    refund.verify_until = verify_window_end(since=now, checks=settings.REFUND_VERIFY_CHECKS)
+    refund.next_poll_at = _next_verify_check(refund, now)
     refund.failure_code = ""
     refund.responsible_party = ""
     _move(
@@ -790,10 +884,8 @@ def _succeed(refund: Refund, actor: str) -> None:
     )
 
 
-def _next_verify_poll(refund: Refund, now: datetime) -> datetime | None:
-    """When a succeeded refund is next queried for a late return; None once its window is over."""
-    next_at = now + settings.REFUND_VERIFY_INTERVAL
-    return None if refund.verify_until and next_at > refund.verify_until else next_at
+def _next_verify_check(refund: Refund, now: datetime) -> datetime | None:
+    return verify_next_check(since=refund.succeeded_at, now=now, checks=settings.REFUND_VERIFY_CHECKS)
 
 
 def _reverse(refund: Refund, actor: str, result: ChannelResult) -> None:
@@ -935,7 +1027,7 @@ def _poll_without_query(refund: Refund) -> Refund | None:
         return refund_retry(refund_id=refund.pk)
     if refund.status == S.HELD:
         return refund_release_hold(refund_id=refund.pk)
-    if refund.status == S.SUCCEEDED and (refund.verify_until is None or refund.verify_until < timezone.now()):
+    if refund.status == S.SUCCEEDED and refund.succeeded_at is None:  # no arrival time to schedule from
         Refund.objects.filter(pk=refund.pk, status=S.SUCCEEDED).update(next_poll_at=None)
         return refund
     if refund.status not in (S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.SUCCEEDED) or refund.channel is None:
@@ -944,7 +1036,10 @@ def _poll_without_query(refund: Refund) -> Refund | None:
 
 
 def _poll_unanswered(refund: Refund) -> Refund:
-    Refund.objects.filter(pk=refund.pk).update(next_poll_at=timezone.now() + _backoff(1))
+    now = timezone.now()
+    # A verification check the bank did not answer is not repeated: the schedule's next one asks.
+    next_at = _next_verify_check(refund, now) if refund.status == S.SUCCEEDED else now + _backoff(1)
+    Refund.objects.filter(pk=refund.pk).update(next_poll_at=next_at)
     return refund
 
 
@@ -954,7 +1049,7 @@ def _poll_answered(refund: Refund, result: ChannelResult) -> Refund:
     if was_succeeded and refund.status == S.SUCCEEDED:
         # A verification poll: schedule the next one. A refund that succeeded during this poll (or
         # under a concurrent webhook, after our claim) already got it from `_succeed`.
-        next_at = _next_verify_poll(refund, timezone.now())
+        next_at = _next_verify_check(refund, timezone.now())
         Refund.objects.filter(pk=refund.pk, status=S.SUCCEEDED).update(next_poll_at=next_at)
     return refund
 

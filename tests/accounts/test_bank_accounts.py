@@ -10,7 +10,7 @@ from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen
 from apps.accounts.services import account_freeze, account_unfreeze, bank_account_get_or_create
 from apps.common.crypto import fingerprint
 from apps.common.errors import ServiceError
-from tests.factories import BankAccountFactory, CustomerFactory, StaffFactory
+from tests.factories import BankAccountFactory, CustomerFactory, MerchantFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -75,14 +75,17 @@ def test_str_and_repr_never_contain_the_full_number(merchant, customer):
         assert "**** 1234" in text
 
 
-def test_get_or_create_dedupes_by_fingerprint_per_owner(merchant, customer):
+def test_get_or_create_dedupes_one_payee_by_fingerprint_per_owner(merchant, customer):
     first = _create(merchant, customer)
-    again = _create(merchant, customer, number="6222 0200 0000 1234", holder_name="Someone Else", bank="CCB")
+    again = _create(merchant, customer, number="6222 0200 0000 1234")
+    other = _create(merchant, customer, number="6222 0200 0000 1234", holder_name="Someone Else", bank="CCB")
 
     assert again.pk == first.pk
-    assert BankAccount.objects.count() == 1
-    stored = BankAccount.objects.get()
-    assert (stored.holder_name, stored.bank) == ("王小明", "ICBC")  # first registration kept
+    assert other.pk != first.pk  # another payee of the same number: its own record (G18)
+    assert BankAccount.objects.count() == 2
+    stored = BankAccount.objects.get(pk=first.pk)
+    assert (stored.holder_name, stored.bank) == ("王小明", "ICBC")  # never renamed
+    assert other.fingerprint == first.fingerprint
 
 
 def test_merchant_owned_account_is_deduplicated_too(merchant):
@@ -198,6 +201,24 @@ def test_freeze_and_unfreeze_a_bank_account(merchant, customer):
     account_unfreeze(freeze=freeze, actor=None, reason="checked")
 
     assert bank_account_is_frozen(bank_account=account) is False
+
+
+def test_a_freeze_holds_the_number_under_every_holder_name_and_owner(merchant, customer):
+    """G17 with G18: naming a frozen number under another holder makes a new record, which is frozen
+    too; so is the same number stored for another customer of the merchant (a frozen destination is
+    the number, whoever sends to it); another merchant's is not."""
+    account = _create(merchant, customer)
+    account_freeze(merchant=merchant, bank_account=account, reason="fraud report")
+
+    renamed = _create(merchant, customer, holder_name="Someone Else", bank="CCB")
+    theirs = _create(merchant, CustomerFactory(merchant=merchant))
+
+    assert renamed.pk != account.pk
+    assert bank_account_is_frozen(bank_account=renamed) is True
+    elsewhere = _create(MerchantFactory(), None)
+    assert bank_account_is_frozen(bank_account=theirs) is True
+    assert bank_account_is_frozen(bank_account=elsewhere) is False
+    assert AccountFreeze.objects.count() == 1
 
 
 def test_freeze_default_actor_label_is_system(merchant, customer):

@@ -42,7 +42,6 @@ from tests.gateways.conftest import HOLDER, bank, sandbox_settings  # noqa: F401
 POLL_INTERVAL = 5
 UNKNOWN_QUERY_DELAY = 3
 RETRY_BASE = 10
-VERIFY_INTERVAL = 30
 SETTLE_AFTER = 3  # SANDBOX_BANK_SETTLE_SECONDS is 2
 BANK_HOST = "http://bank.test"
 
@@ -57,8 +56,6 @@ def payout_settings(sandbox_settings):  # noqa: F811 (the imported fixture)
     s.PAYOUT_UNKNOWN_QUERY_DELAY = timedelta(seconds=UNKNOWN_QUERY_DELAY)
     s.PAYOUT_RETRY_BASE = timedelta(seconds=RETRY_BASE)
     s.PAYOUT_RETRY_CAP = timedelta(seconds=600)
-    s.PAYOUT_VERIFY_INTERVAL = timedelta(seconds=VERIFY_INTERVAL)
-    s.PAYOUT_VERIFY_WINDOW = timedelta(hours=72)
     return s
 
 

@@ -19,7 +19,6 @@ from tests.gateways.conftest import HOLDER, bank, sandbox_settings  # noqa: F401
 POLL_INTERVAL = 5
 UNKNOWN_QUERY_DELAY = 3
 RETRY_BASE = 10
-VERIFY_INTERVAL = 30
 AMOUNT = 19900
 
 _numbers = itertools.count(1)
@@ -32,8 +31,6 @@ def refund_settings(sandbox_settings):  # noqa: F811 (the imported fixture)
     sandbox_settings.REFUND_UNKNOWN_QUERY_DELAY = timedelta(seconds=UNKNOWN_QUERY_DELAY)
     sandbox_settings.REFUND_RETRY_BASE = timedelta(seconds=RETRY_BASE)
     sandbox_settings.REFUND_RETRY_CAP = timedelta(seconds=600)
-    sandbox_settings.REFUND_VERIFY_INTERVAL = timedelta(seconds=VERIFY_INTERVAL)
-    sandbox_settings.REFUND_VERIFY_WINDOW = timedelta(hours=72)
     return sandbox_settings
 
 
