@@ -11,6 +11,7 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -184,11 +185,42 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
     (BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Redis hands a message out again once it has been unacknowledged this long: a killed worker's
+    # tasks come back after it. The sweep looks every 10 s (kombu's default is ~100 s). Every task's
+    # hard time limit and every retry countdown stay below it (docs/operations.md, "Workers and queues").
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=300),
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Queues per kind of work; a worker started without -Q consumes all three (docs/operations.md).
+CELERY_TASK_QUEUES = [Queue("money"), Queue("notifications"), Queue("housekeeping")]
+CELERY_TASK_DEFAULT_QUEUE = "housekeeping"
+CELERY_TASK_ROUTES = {
+    "apps.refunds.tasks.*": {"queue": "money"},
+    "apps.payouts.tasks.*": {"queue": "money"},
+    "apps.notifications.tasks.*": {"queue": "notifications"},
+}
+# Below the visibility timeout, so a task still running is never handed to a second worker. The
+# longest ordinary task is a poll batch: 50 ids, 8 bank calls at a time, 15 s each at worst (~95 s).
+CELERY_TASK_SOFT_TIME_LIMIT = 150
+CELERY_TASK_TIME_LIMIT = 180
+# Nightly jobs may run longer than the visibility timeout: a copy handed out meanwhile waits on the
+# job's once-per-period guard (its period claim, or the lock on the day's reconciliation result)
+# and then does nothing.
+_NIGHTLY_LIMITS = {"soft_time_limit": 1500, "time_limit": 1800}
+CELERY_TASK_ANNOTATIONS = {
+    "apps.risk.tasks.risk_model_train_task": _NIGHTLY_LIMITS,
+    "apps.risk.tasks.risk_baselines_refresh_task": _NIGHTLY_LIMITS,
+    "apps.ledger.tasks.reconciliation_run_task": _NIGHTLY_LIMITS,
+}
+# A lost broker connection hands every unacknowledged message out again: stop what is running
+# rather than let a second worker start the same task beside it.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -249,10 +281,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.risk.tasks.risk_model_train_task",
         "schedule": crontab(minute=30, hour=2),
     },
-    # Yesterday's channel statements against the ledger, once the banks' day is closed.
+    # Yesterday's channel statements against the ledger, once the banks' day is closed. Hourly until
+    # 07:15: a statement the bank has not published yet is tried again by the next tick (a day with
+    # a current result is kept), not by a countdown longer than the broker's visibility timeout.
     "reconciliation-daily": {
         "task": "apps.ledger.tasks.reconciliation_daily_task",
-        "schedule": crontab(minute=15, hour=1),
+        "schedule": crontab(minute=15, hour="1-7"),
     },
     # Alerts: watchers, escalation and auto-resolve; each takes effect once per window (AlertJobRun).
     "alert-escalate": {

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.services import api_key_create
 from apps.common import caching
+from apps.ledger.services import ledger_account_cache_clear
 from tests.factories import MerchantFactory
 
 _SKIPPED_FOR_POSTGRES: list[str] = []
@@ -38,12 +39,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture(autouse=True)
 def _no_process_local_cache():
-    """Each test starts and ends without per-process copies (apps.common.localcache and the
-    generation caches of apps.common.caching): the database is rolled back between tests without
-    the signals that would bump the generations."""
+    """Each test starts and ends without per-process copies (apps.common.localcache, the
+    generation caches of apps.common.caching and the ledger's account ids): the database is rolled
+    back between tests without the signals that would bump the generations, and an account id cached
+    by an on-commit callback a test ran (captureOnCommitCallbacks) names a row that was rolled back."""
     caching.clear()
+    ledger_account_cache_clear()
     yield
     caching.clear()
+    ledger_account_cache_clear()
 
 
 @pytest.fixture(autouse=True)

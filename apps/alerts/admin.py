@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from apps.alerts.models import Alert, AlertDelivery, AlertEvent, AlertJobRun, Silence
+from apps.alerts.models import Alert, AlertDelivery, AlertEvent, Silence
 from apps.alerts.services import alert_ack, alert_resolve, silence_expire
 from apps.common.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.common.errors import ServiceError
@@ -101,10 +101,3 @@ class AlertDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("id", "alert", "channel", "target", "status", "escalation_level", "created_at")
     list_filter = ("channel", "status")
     readonly_fields = [f.name for f in AlertDelivery._meta.fields]
-
-
-@admin.register(AlertJobRun)
-class AlertJobRunAdmin(ReadOnlyAdmin):
-    list_display = ("job", "window_start", "created_at", "result")
-    list_filter = ("job",)
-    readonly_fields = [f.name for f in AlertJobRun._meta.fields]

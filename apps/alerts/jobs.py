@@ -1,7 +1,6 @@
-"""Periodic alert jobs (called by `apps.alerts.tasks`). Each takes effect once per window: the
-`AlertJobRun(job, window_start)` row is inserted in the job's own transaction, so a second beat
-firing in the same window waits on the unique index, then finds the row and does nothing; a job
-that fails rolls its row back and the next beat retries the window."""
+"""Periodic alert jobs (called by `apps.alerts.tasks`). Each takes effect once per window through
+the shared period claim (apps.common.periodic): a second beat firing in the same window does
+nothing; a job that fails rolls its claim back and the next beat retries the window."""
 
 from __future__ import annotations
 
@@ -10,13 +9,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import Count, DurationField, ExpressionWrapper, F
-from django.utils import timezone
 
 from apps.alerts import rules
-from apps.alerts.models import Alert, AlertJobRun, Tier
+from apps.alerts.models import Alert, Tier
 from apps.alerts.services import alert_auto_resolve, alert_escalate, alert_raise, alert_resolve, alert_upgrade
+from apps.common.periodic import periodic_run_once
 from apps.orders.models import Order
 from apps.payouts.models import Disbursement
 from apps.refunds.models import Refund
@@ -27,28 +25,12 @@ S = Alert.Status
 LIVE = (S.OPEN, S.ACKED, S.SUPPRESSED)
 
 
-def window_start(now: datetime, seconds: int) -> datetime:
-    epoch = int(now.timestamp())
-    return datetime.fromtimestamp(epoch - epoch % max(seconds, 1), tz=now.tzinfo)
-
-
 def run_once(
     job: str, window_seconds: int, work: Callable[[datetime], dict], *, now: datetime | None = None
 ) -> dict | None:
     """Run `work(now)` unless this job already ran in the current window. Returns its result, or
     None when skipped."""
-    now = now or timezone.now()
-    start = window_start(now, window_seconds)
-    try:
-        with transaction.atomic():
-            run = AlertJobRun.objects.create(job=job, window_start=start)
-            result = work(now)
-            run.result = result
-            run.save(update_fields=["result"])
-    except IntegrityError:
-        logger.info("alert job %s already ran for window %s", job, start.isoformat())
-        return None
-    return result
+    return periodic_run_once(job=f"alerts.{job}", window_seconds=window_seconds, work=work, now=now)
 
 
 def _live_keys(prefix_keys: list[str]) -> set[str]:

@@ -160,18 +160,3 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} → {self.target}"
-
-
-class AlertJobRun(models.Model):
-    """One row per periodic job and window: a second beat firing in the same window does nothing."""
-
-    job = models.CharField(max_length=64)
-    window_start = models.DateTimeField()
-    created_at = models.DateTimeField(default=timezone.now)
-    result = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["job", "window_start"], name="alert_job_run_once_per_window")]
-
-    def __str__(self) -> str:
-        return f"{self.job} @ {self.window_start:%Y-%m-%d %H:%M:%S}"

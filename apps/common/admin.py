@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.common.models import WorkerHeartbeat
+from apps.common.models import PeriodicRun, WorkerHeartbeat
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -40,3 +40,10 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(PeriodicRun)
+class PeriodicRunAdmin(ReadOnlyAdmin):
+    list_display = ("job", "window_start", "created_at", "result")
+    list_filter = ("job",)
+    readonly_fields = [f.name for f in PeriodicRun._meta.fields]

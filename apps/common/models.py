@@ -43,3 +43,19 @@ class LiveEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group} #{self.pk}"
+
+
+class PeriodicRun(models.Model):
+    """One row per periodic job and window (apps/common/periodic.py): a second beat, or a copy of the
+    task the broker handed out again, finds the row and does nothing."""
+
+    job = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "window_start"], name="periodic_run_once_per_window")]
+
+    def __str__(self) -> str:
+        return f"{self.job} @ {self.window_start:%Y-%m-%d %H:%M:%S}"

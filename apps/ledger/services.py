@@ -11,7 +11,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, router, transaction
-from django.db.models import BigIntegerField, F, Max, Q, Value
+from django.db.models import BigIntegerField, F, Max, Value
 from django.utils import timezone
 
 from apps.common.errors import ConflictError, ServiceError
@@ -188,12 +188,13 @@ def _insert_or_match(*, reference: str, kind: str, lines: Sequence[Line], descri
                 LedgerEntry(transaction=txn, account=line.account, amount=line.amount, currency=line.account.currency)
                 for line in lines
             )
-            per_account: dict[int, int] = defaultdict(int)
-            identity: dict[int, Q] = {}
+            # Summed per account *identity*, not per id: a dead cached id may since have been reused by
+            # another account of the same posting (ids restart after a flush; SQLite reuses rolled-back
+            # ones), and summing by id alone would net the two lines on that one row.
+            per_account: dict[tuple[int, str, str, str], int] = defaultdict(int)
             for line in lines:
-                per_account[line.account.pk] += line.amount
-                identity[line.account.pk] = Q(
-                    pk=line.account.pk, owner=line.account.owner, kind=line.account.kind, currency=line.account.currency
+                per_account[(line.account.pk, line.account.owner, line.account.kind, line.account.currency)] += (
+                    line.amount
                 )
             missing: set[int] = set()
             # Cached balances stay on every account, the hot platform-wide ones (cash_clearing,
@@ -205,10 +206,11 @@ def _insert_or_match(*, reference: str, kind: str, lines: Sequence[Line], descri
             # deadlock, and a refund's settle posting is the last write of its transaction, so the
             # lock is held for these UPDATEs and the commit only (well under a millisecond each;
             # at ~200 settles/s on 2 cores it was not what limited the poller).
-            for account_id in sorted(per_account):
-                amount = per_account[account_id]
+            for key in sorted(per_account):
+                amount = per_account[key]
+                account_id, owner, account_kind, currency = key
                 # Matched by id *and* identity, so a dead or reused cached id touches nothing.
-                rows = LedgerAccount.objects.filter(identity[account_id])
+                rows = LedgerAccount.objects.filter(pk=account_id, owner=owner, kind=account_kind, currency=currency)
                 # The amount is bound as a bigint: a bare int would be bound as an `integer` (the
                 # type Django gives a literal), which wraps past 2³¹ under server-side binding.
                 bump = F("balance") + Value(amount, output_field=BigIntegerField())

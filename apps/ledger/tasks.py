@@ -13,7 +13,7 @@ from apps.ledger.statements import StatementSourceError, statement_source_names
 
 @shared_task(ignore_result=True)
 def reconciliation_daily_task() -> int:
-    """Beat, daily early morning UTC: reconcile yesterday (UTC) for every registered statement
+    """Beat, hourly 01:15–07:15 UTC: reconcile yesterday (UTC) for every registered statement
     source, one task per source so that one bank being down does not hold up the others."""
     yesterday = (timezone.now().astimezone(dt.UTC) - dt.timedelta(days=1)).date()
     names = statement_source_names()
@@ -26,12 +26,14 @@ def reconciliation_daily_task() -> int:
     ignore_result=True,
     acks_late=True,
     autoretry_for=(StatementSourceError,),
-    retry_backoff=300,
-    retry_backoff_max=3600,
+    retry_backoff=30,
+    retry_backoff_max=120,
     retry_jitter=True,
-    max_retries=8,
+    max_retries=4,
 )
 def reconciliation_run_task(day: str, source: str, *, replace: bool = True, actor: str = "task") -> None:
     """One (day, source) run. `replace=False` keeps a current result (beat: once per day even when
-    the task runs twice); an unreadable statement is retried with backoff (5 min … 1 h, 8 times)."""
+    the task runs twice); an unreadable statement is retried with backoff (30 s … 2 min, 4 times).
+    Countdowns stay below the broker's visibility timeout: Redis would hand a longer-waiting retry
+    to a second worker. A bank that publishes hours late is caught by the next hourly beat tick."""
     reconciliation_run(date=dt.date.fromisoformat(day), source=source, replace=replace, actor=actor)

@@ -165,8 +165,8 @@ def risk_model_train(
     With fewer than `min_samples` labelled refunds or fewer than `min_per_class` of either class,
     nothing is written and an "insufficient_data" result is returned (and logged). Reads
     observations, cases, refunds and freezes; writes one RiskModel row (and `is_active` flips) in
-    one transaction. Called nightly by `risk_model_train_task`; running it twice stores two
-    versions, which is harmless.
+    one transaction. Called nightly by `risk_model_train_task`, once per UTC day (its period
+    claim); called directly, it trains again.
     """
     now = now or timezone.now()
     x, y, sources = labelled_dataset(now=now, since=now - TRAINING_WINDOW)

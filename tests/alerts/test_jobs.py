@@ -10,8 +10,10 @@ import time_machine
 from django.utils import timezone
 
 from apps.alerts import jobs, tasks
-from apps.alerts.models import Alert, AlertDelivery, AlertEvent, AlertJobRun
+from apps.alerts.models import Alert, AlertDelivery, AlertEvent
 from apps.alerts.services import alert_ack, alert_raise
+from apps.common.models import PeriodicRun
+from apps.common.periodic import window_start
 from apps.orders.models import Product
 from apps.refunds.models import Refund
 from tests.alerts.conftest import make_payout, make_refund, rows
@@ -45,7 +47,7 @@ def test_sla_watch_raises_not_arrived_once_for_refunds_and_payouts_even_if_beat_
         tasks.alert_sla_watch_task()
 
         assert rows() == after_first
-        assert AlertJobRun.objects.filter(job="sla_watch").count() == 1
+        assert PeriodicRun.objects.filter(job="alerts.sla_watch").count() == 1
         refund_alert = Alert.objects.get(kind="refund_not_arrived")
         assert (refund_alert.tier, refund_alert.subject_id, refund_alert.occurrence_count) == ("P1", str(late.pk), 1)
         assert refund_alert.detail["hours"] == 25
@@ -54,7 +56,7 @@ def test_sla_watch_raises_not_arrived_once_for_refunds_and_payouts_even_if_beat_
     # The next window finds the alert live and raises nothing new.
     with time_machine.travel(T0 + dt.timedelta(minutes=10), tick=False):
         tasks.alert_sla_watch_task()
-        assert AlertJobRun.objects.filter(job="sla_watch").count() == 2
+        assert PeriodicRun.objects.filter(job="alerts.sla_watch").count() == 2
         assert Alert.objects.get(kind="refund_not_arrived").occurrence_count == 1
 
 
@@ -70,7 +72,7 @@ def test_auto_resolve_closes_not_arrived_alerts_of_refunds_that_arrived(merchant
     alert = Alert.objects.get(kind="refund_not_arrived")
     assert alert.status == "resolved"
     assert alert.events.filter(code="resolved").count() == 1
-    assert AlertJobRun.objects.filter(job="auto_resolve").count() == 1
+    assert PeriodicRun.objects.filter(job="alerts.auto_resolve").count() == 1
 
 
 def test_deadline_watch_warns_card_refunds_from_day_five(merchant):
@@ -87,7 +89,7 @@ def test_deadline_watch_warns_card_refunds_from_day_five(merchant):
     assert (alert.kind, alert.tier, alert.subject_id) == ("refund_deadline_near", "P1", str(due.pk))
     assert alert.detail["deadline_at"] == (due.created_at + dt.timedelta(days=7)).isoformat()
     assert alert.detail["is_overdue"] is False
-    assert AlertJobRun.objects.filter(job="deadline_watch").count() == 1
+    assert PeriodicRun.objects.filter(job="alerts.deadline_watch").count() == 1
 
 
 def test_spike_detector_flags_a_product_kind_refunded_right_after_payment(merchant, settings):
@@ -125,7 +127,7 @@ def test_spike_detector_flags_a_product_kind_refunded_right_after_payment(mercha
     assert (alert.kind, alert.tier, alert.subject_id) == ("refund_spike", "P1", "course")
     assert alert.detail["count"] == 6
     assert alert.detail["baseline_daily_mean"] == round(1 / 7, 2)
-    assert AlertJobRun.objects.filter(job="spike_detect").count() == 1
+    assert PeriodicRun.objects.filter(job="alerts.spike_detect").count() == 1
 
 
 def test_spike_detector_is_quiet_under_the_minimum(merchant):
@@ -215,5 +217,5 @@ def test_p1_unresolved_too_long_becomes_p0_and_pages(merchant, settings):
 
 
 def test_window_start_floors_to_the_period():
-    assert jobs.window_start(T0, 300) == dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
-    assert jobs.window_start(T0 + dt.timedelta(minutes=5), 300) == dt.datetime(2026, 11, 27, 10, 5, tzinfo=dt.UTC)
+    assert window_start(T0, 300) == dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
+    assert window_start(T0 + dt.timedelta(minutes=5), 300) == dt.datetime(2026, 11, 27, 10, 5, tzinfo=dt.UTC)

@@ -93,6 +93,22 @@ def test_a_cached_id_reused_by_another_account_books_nothing_to_that_account():
 
 
 @pytest.mark.django_db
+def test_a_cached_id_reused_by_the_other_account_of_the_same_posting_never_nets_the_two_lines():
+    cash, payable = _account(CASH), _account(PAYABLE)
+    services._ACCOUNT_IDS[CASH] = payable.pk  # the dead id now belongs to the posting's other account
+
+    ledger_post(reference="t1", kind="k", lines=[Line(_account(CASH), 300), Line(payable, -300)])
+
+    cash.refresh_from_db()
+    payable.refresh_from_db()
+    assert (cash.balance, payable.balance) == (300, -300)
+    assert sorted(LedgerEntry.objects.values_list("account_id", "amount")) == sorted(
+        [(cash.pk, 300), (payable.pk, -300)]
+    )
+    _assert_reconciled()
+
+
+@pytest.mark.django_db
 def test_a_repeat_through_a_dead_cached_id_is_still_the_same_posting_and_a_change_still_conflicts():
     cash, payable = _account(CASH), _account(PAYABLE)
     first = ledger_post(reference="t1", kind="k", lines=[Line(cash, 300), Line(payable, -300)])

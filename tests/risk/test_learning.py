@@ -6,9 +6,11 @@ import random
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from apps.accounts.models import AccountFreeze
+from apps.common.models import PeriodicRun
 from apps.refunds.models import Refund
 from apps.risk.learning import FEATURE_NAMES, labelled_dataset, risk_model_train
 from apps.risk.models import Case, Observation, RiskModel, Rule
@@ -244,6 +246,20 @@ def test_confirmed_outcomes_label_refunds_without_a_review(merchant):
     assert sorted(y.tolist()) == [0, 1, 1]
     assert x.shape == (3, len(FEATURE_NAMES))
     assert (x[:, FEATURE_NAMES.index("customer_refunds_24h")] == 1).all()
+
+
+def test_the_nightly_task_trains_once_per_day_however_often_it_fires(merchant):
+    _labelled_observations(merchant, n=300)
+
+    first = risk_model_train_task.delay().get()
+    second = risk_model_train_task.delay().get()  # a second beat, or the broker handing it out again
+    assert (first["status"], first["version"], second) == ("trained", 1, None)
+    assert RiskModel.objects.count() == 1
+
+    with time_machine.travel(timezone.now() + timedelta(days=1)):
+        assert risk_model_train_task.delay().get()["version"] == 2
+    assert RiskModel.objects.count() == 2
+    assert PeriodicRun.objects.filter(job="risk.model_train").count() == 2
 
 
 def test_nightly_task_reports_insufficient_data_cleanly(merchant):
