@@ -4,7 +4,7 @@ from apps.common.dbguards import append_only
 
 
 class Migration(migrations.Migration):
-    dependencies = [("common", "0004_append_only_function"), ("payouts", "0002_disbursement_hold_kind")]
+    dependencies = [("common", "0005_append_only_function"), ("payouts", "0002_disbursement_hold_kind")]
 
     operations = [
         append_only("payouts_disbursementevent"),

@@ -4,6 +4,6 @@ from apps.common.dbguards import append_only_function
 
 
 class Migration(migrations.Migration):
-    dependencies = [("common", "0003_liveevent")]
+    dependencies = [("common", "0004_periodicrun")]
 
     operations = [append_only_function()]
