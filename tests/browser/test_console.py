@@ -78,7 +78,12 @@ def test_staff_sees_a_p0_appear_live_acks_it_and_approves_a_case(logged_in_page,
     case.refresh_from_db()
     refund.refresh_from_db()
     assert (case.status, case.decision, case.decided_by) == (Case.Status.DECIDED, "approve", "console:alice")
-    assert refund.status == Refund.Status.APPROVED
+    # Approved by the reviewer, then held at submission: its customer is still frozen (G17).
+    assert refund.status == Refund.Status.HELD
+    assert list(refund.events.order_by("created_at", "id").values_list("code", flat=True))[-2:] == [
+        "approved",
+        "held_frozen",
+    ]
 
 
 def test_merchant_b_cannot_open_merchant_a_objects_by_url(logged_in_page, live_server_url, merchant_a):
