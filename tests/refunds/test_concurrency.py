@@ -22,8 +22,10 @@ from rest_framework.test import APIClient
 
 from apps.common.errors import ServiceError
 from apps.gateways.models import ChannelCall, SandboxTransfer
+from apps.gateways.sandbox.bank import sandbox_bank_deliver_webhooks
 from apps.refunds.models import Refund
 from apps.refunds.services import refund_claim_due, refund_request
+from tests.gateways.conftest import SETTLE, later
 from tests.gateways.inproc_bank import inproc_sandbox  # noqa: F401 (fixture)
 from tests.refunds.support import body, make_order, post_refund
 
@@ -89,6 +91,12 @@ def test_fifty_concurrent_refunds_of_30_against_100_exactly_three_succeed(api, m
     assert Refund.objects.filter(order=order).count() == 3
     assert _reserved(order) == 9000
     assert ChannelCall.objects.filter(action=ChannelCall.Action.SUBMIT).count() == 3
+    # The bank settles them and says so: three arrive, 90.00 in all, each executed once.
+    with later(SETTLE + 1):
+        sandbox_bank_deliver_webhooks()
+    succeeded = Refund.objects.filter(order=order, status=Refund.Status.SUCCEEDED)
+    assert (succeeded.count(), succeeded.aggregate(t=Sum("amount"))["t"]) == (3, 9000)
+    assert list(SandboxTransfer.objects.values_list("executions", flat=True)) == [1, 1, 1]
 
 
 # --- G1, randomized ------------------------------------------------------------------------------
