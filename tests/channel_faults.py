@@ -186,7 +186,7 @@ class ScenarioRun:
                 )
         except ServiceError as exc:
             movement.refused = exc.code
-            self.bank.trace.append(f"m{index} refused {exc.code}")
+            self.bank.trace.append(f"t{self.bank.tick} m{index} refused {exc.code}")
             return movement
         movement.pk = row.pk
         self.bank.movement_of[f"{planned.kind}:{row.pk}"] = index

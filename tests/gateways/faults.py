@@ -88,7 +88,7 @@ class FaultPlan:
             )
             for n in range(rng.randint(1, 4))
         ]
-        start = rng.randint(0, ticks - 1)
+        start = rng.randint(1, ticks - 1)
         self.outage = (start, start + rng.randint(1, 4)) if rng.random() < 0.3 else None
         self.skew = rng.choice(SKEWS)
         self.p_unreached = rng.choice((0.0, 0.1, 0.25))
