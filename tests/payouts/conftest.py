@@ -13,24 +13,18 @@ Two ways to reach the sandbox bank, both through the real `SandboxAdapter` and t
 from __future__ import annotations
 
 import itertools
-import json
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import unquote, urlsplit
 
 import pytest
-import requests
 import responses
 import time_machine
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.gateways.base import WebhookRejected
 from apps.gateways.models import Channel, ChannelCall, SandboxTransfer
-from apps.gateways.sandbox import bank as sandbox
 from apps.gateways.sandbox.bank import sandbox_bank_deliver_webhooks
-from apps.gateways.services import ensure_sandbox_channel, webhook_receive
+from apps.gateways.services import ensure_sandbox_channel
 from apps.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
 from apps.payouts.models import Disbursement
@@ -38,12 +32,12 @@ from apps.payouts.services import payout_claim_due, payout_poll
 from apps.payouts.signals import payout_anomaly
 from tests.factories import CustomerFactory
 from tests.gateways.conftest import HOLDER, bank, sandbox_settings  # noqa: F401 (fixtures)
+from tests.gateways.inproc_bank import install_inproc_bank, point_settings_at_inproc_bank
 
 POLL_INTERVAL = 5
 UNKNOWN_QUERY_DELAY = 3
 RETRY_BASE = 10
 SETTLE_AFTER = 3  # SANDBOX_BANK_SETTLE_SECONDS is 2
-BANK_HOST = "http://bank.test"
 
 _numbers = itertools.count(1)
 
@@ -87,86 +81,13 @@ def live_bank(bank):  # noqa: F811 (the imported fixture)
     return bank
 
 
-# --- the in-process bank --------------------------------------------------------------------------
-
-
-def _answer(answer: sandbox.BankAnswer):
-    if answer.sleep_seconds:
-        # The bank dawdles past the adapter's timeout: the client gives up, whatever the bank did.
-        return requests.ReadTimeout("the bank answered too late")
-    return answer.http_status, {"Content-Type": "application/json"}, json.dumps(answer.body)
-
-
-def _channel(request) -> str:
-    return sandbox.channel_from(request.headers.get("X-Sandbox-Channel"))
-
-
-def _submit(request):
-    try:
-        channel = _channel(request)
-        if sandbox.in_outage(channel):
-            return _answer(sandbox.outage_answer())
-        data = sandbox.parse_transfer(json.loads(request.body))
-    except sandbox.InvalidRequest as exc:
-        return _answer(sandbox.invalid_answer(exc))
-    return _answer(sandbox.transfer_submit(channel=channel, data=data))
-
-
-def _request_id(request, suffix: str = "") -> str:
-    path = urlsplit(request.url).path
-    tail = path.split("/transfers/", 1)[1]
-    return unquote(tail[: -len(suffix)] if suffix else tail)
-
-
-def _query(request):
-    if sandbox.in_outage(_channel(request)):
-        return _answer(sandbox.outage_answer())
-    return _answer(sandbox.transfer_query(request_id=_request_id(request)))
-
-
-def _recall(request):
-    if sandbox.in_outage(_channel(request)):
-        return _answer(sandbox.outage_answer())
-    return _answer(sandbox.transfer_recall(request_id=_request_id(request, "/recall")))
-
-
-def _verify(request):
-    try:
-        if sandbox.in_outage(_channel(request)):
-            return _answer(sandbox.outage_answer())
-        account = sandbox.parse_verify(json.loads(request.body))
-    except sandbox.InvalidRequest as exc:
-        return _answer(sandbox.invalid_answer(exc))
-    return _answer(sandbox.account_verify(account=account))
-
-
-def _webhook(request):
-    code = urlsplit(request.url).path.rstrip("/").rsplit("/", 1)[1]
-    body = request.body if isinstance(request.body, bytes) else request.body.encode()
-    try:
-        receipt = webhook_receive(channel_code=code, headers=request.headers, body=body)
-    except WebhookRejected as exc:
-        return 400, {}, json.dumps({"error": exc.code})
-    return 200, {"Content-Type": "application/json"}, json.dumps({"status": receipt.status})
-
-
-def install_inproc_bank(mock: responses.RequestsMock) -> None:
-    base = re.escape(f"{BANK_HOST}/sandbox/bank")
-    mock.add_callback("POST", re.compile(rf"{base}/transfers$"), callback=_submit)
-    mock.add_callback("POST", re.compile(rf"{base}/transfers/[^/]+/recall$"), callback=_recall)
-    mock.add_callback("GET", re.compile(rf"{base}/transfers/[^/]+$"), callback=_query)
-    mock.add_callback("POST", re.compile(rf"{base}/accounts/verify$"), callback=_verify)
-    mock.add_callback("POST", re.compile(rf"{re.escape(BANK_HOST)}/webhooks/channels/[^/]+/$"), callback=_webhook)
+# --- the in-process bank (tests/gateways/inproc_bank.py) ----------------------------------------
 
 
 @pytest.fixture
 def inproc_bank(db, payout_settings):
     """The sandbox channels, their adapter and the bank, wired together in-process (see module doc)."""
-    payout_settings.PUBLIC_BASE_URL = BANK_HOST
-    payout_settings.SANDBOX_BANK_URL = f"{BANK_HOST}/sandbox/bank"
-    # Batch polls query from worker threads, whose database connections cannot see the test's
-    # uncommitted rows: in-process, queries run one by one in the test's thread.
-    payout_settings.PAYOUT_POLL_CONCURRENCY = 1
+    point_settings_at_inproc_bank(payout_settings)
     ensure_sandbox_channel()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         install_inproc_bank(mock)
