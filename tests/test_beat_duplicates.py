@@ -3,9 +3,11 @@
 daphne (the API and the sandbox bank), two Celery workers and TWO `celery beat` processes run
 against the test's PostgreSQL database (committed rows: `transactional_db`) and this run's Redis
 database, flushed first. The environment puts the alert jobs and the commission jobs on a
-PERIOD-second tick and the refund poller on a short tick; for about PERIODS periods the test feeds
-every job something to do, a batch per period, then stops the beats, lets the workers drain and
-counts:
+PERIOD-second tick and the refund poller on a short tick. The alert jobs' schedule rows are written
+before the beats start, with last-run times that put plain interval ticks a few hundredths to
+tenths of a second before window boundaries, as a beat started at an unlucky moment ticks (every
+beat keeps those rows' times). For about PERIODS periods the test feeds every job something to do,
+a batch per period, then stops the beats, lets the workers drain and counts:
 - each alert job has one `PeriodicRun` per window, every window from its first to its last (none
   skipped), covering the run, although each beat sent the job every period;
 - each fed item had its effect exactly once: a P0 re-paged once, one "not arrived" and one
@@ -277,9 +279,14 @@ def test_two_beats_each_periodic_effect_once_per_period(runtime, settings):
 
     # One run per window, no window skipped, from the first tick to the last.
     runs = {job: _windows(job) for job in ALERT_JOBS}
-    elapsed = (stopped - first_tick).total_seconds() / PERIOD
+    # Windows whose tick (at most 1 s in) came before the beats stopped, counted from the pinned
+    # boundary on: each has its run. The window the beats stopped in may have had its tick or not.
+    elapsed = int((stopped - first_tick - dt.timedelta(seconds=1)) / period) + 1
+    since_first = {job: sum(1 for w in windows if w >= first_tick) for job, windows in runs.items()}
     print(
-        f"\n{BEATS} beat(s), {elapsed:.1f} periods of {PERIOD}s; alert job runs: "
+        f"\n{BEATS} beat(s); {elapsed} windows of {PERIOD}s elapsed from the pinned boundary; runs in them: "
+        + ", ".join(f"{job}={n}" for job, n in since_first.items())
+        + "; runs in all: "
         + ", ".join(f"{job}={len(w)}" for job, w in runs.items())
         + "; escalate sent by "
         + ", ".join(f"{name} {sends[name][SCHEDULE_OF['escalate']]}x" for name in beats)
@@ -289,6 +296,7 @@ def test_two_beats_each_periodic_effect_once_per_period(runtime, settings):
         for job, windows in runs.items()
     }
     assert skipped == {job: [] for job in ALERT_JOBS}, skipped
+    assert all(elapsed <= n <= elapsed + 1 for n in since_first.values()), (elapsed, since_first)
     for job, windows in runs.items():
         assert windows[0] <= first_tick + period, (job, windows[0], first_tick)
         assert windows[-1] >= stopped - 2 * period, (job, windows[-1], stopped)
