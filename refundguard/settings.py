@@ -225,7 +225,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The database scheduler with interval ticks aligned to the windows periodic jobs claim
+# (apps/common/beat.py): each job is sent once per window, at the same place, by every beat.
+CELERY_BEAT_SCHEDULER = "apps.common.beat:WindowScheduler"
 
 # --- Celery: publishing (the web side) ---------------------------------------------------------
 # A publish to an unreachable broker must not hold a request: the work it would start is also found
@@ -243,7 +245,11 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "socket_timeout": 2.0,
     }
 
-# Periodic jobs are declared here, in one place; the database scheduler picks them up.
+# Periodic jobs are declared here, in one place; the database scheduler picks them up. A job that
+# claims its period (apps/common/periodic.py) claims windows of its own tick: one setting for both.
+ALERT_ESCALATION_WINDOW_SECONDS = env.int("ALERT_ESCALATION_TICK_SECONDS", default=60)
+ALERT_WATCH_WINDOW_SECONDS = env.int("ALERT_WATCH_TICK_SECONDS", default=300)
+ALERT_SPIKE_WINDOW_SECONDS = env.int("ALERT_SPIKE_TICK_SECONDS", default=900)
 HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {
@@ -288,22 +294,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.ledger.tasks.reconciliation_daily_task",
         "schedule": crontab(minute=15, hour="1-7"),
     },
-    # Alerts: watchers, escalation and auto-resolve; each takes effect once per window (AlertJobRun).
+    # Alerts: watchers, escalation and auto-resolve; each takes effect once per window (PeriodicRun).
     "alert-escalate": {
         "task": "apps.alerts.tasks.alert_escalate_due_task",
-        "schedule": float(env.int("ALERT_ESCALATION_TICK_SECONDS", default=60)),
+        "schedule": float(ALERT_ESCALATION_WINDOW_SECONDS),
     },
     "alert-sla-watch": {
         "task": "apps.alerts.tasks.alert_sla_watch_task",
-        "schedule": float(env.int("ALERT_WATCH_TICK_SECONDS", default=300)),
+        "schedule": float(ALERT_WATCH_WINDOW_SECONDS),
     },
     "alert-deadline-watch": {
         "task": "apps.alerts.tasks.alert_deadline_watch_task",
-        "schedule": float(env.int("ALERT_WATCH_TICK_SECONDS", default=300)),
+        "schedule": float(ALERT_WATCH_WINDOW_SECONDS),
     },
     "alert-spike-detect": {
         "task": "apps.alerts.tasks.alert_spike_detect_task",
-        "schedule": float(env.int("ALERT_SPIKE_TICK_SECONDS", default=900)),
+        "schedule": float(ALERT_SPIKE_WINDOW_SECONDS),
     },
     # Notifications deferred by quiet hours, waiting for a retry or a digest, or orphaned by a crash.
     "notification-dispatch-due": {
@@ -312,7 +318,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "alert-auto-resolve": {
         "task": "apps.alerts.tasks.alert_auto_resolve_due_task",
-        "schedule": float(env.int("ALERT_WATCH_TICK_SECONDS", default=300)),
+        "schedule": float(ALERT_WATCH_WINDOW_SECONDS),
     },
     # Commissions: pending → available after the settlement period, then settled into balances.
     "commission-mature": {
@@ -348,10 +354,6 @@ ALERT_SPIKE_WINDOW_MINUTES = env.int("ALERT_SPIKE_WINDOW_MINUTES", default=30)
 ALERT_SPIKE_BASELINE_DAYS = env.int("ALERT_SPIKE_BASELINE_DAYS", default=7)
 ALERT_SPIKE_FACTOR = env.float("ALERT_SPIKE_FACTOR", default=3.0)
 ALERT_SPIKE_MIN_COUNT = env.int("ALERT_SPIKE_MIN_COUNT", default=10)
-# Length of one periodic alert job window, seconds: a second beat in the same window does nothing.
-ALERT_ESCALATION_WINDOW_SECONDS = env.int("ALERT_ESCALATION_TICK_SECONDS", default=60)
-ALERT_WATCH_WINDOW_SECONDS = env.int("ALERT_WATCH_TICK_SECONDS", default=300)
-ALERT_SPIKE_WINDOW_SECONDS = env.int("ALERT_SPIKE_TICK_SECONDS", default=900)
 
 # --- Reconciliation against channel statements (apps/ledger/reconciliation.py) ------------------
 # A statement amount this many minor units away from the ledger's still matches (the difference is

@@ -185,11 +185,7 @@ def test_embedded_system_runs_end_to_end(stack):
         *("-m", "celery", "-A", "refundguard", "worker", "--loglevel=INFO", "--concurrency=2", "--pool=threads"),
         *("--hostname", WORKER_NAME),
     )
-    stack.start(
-        "beat",
-        *("-m", "celery", "-A", "refundguard", "beat", "--loglevel=INFO"),
-        *("--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"),
-    )
+    stack.start("beat", "-m", "celery", "-A", "refundguard", "beat", "--loglevel=INFO")  # CELERY_BEAT_SCHEDULER
 
     http = requests.Session()
     http.trust_env = False  # never route 127.0.0.1 through a proxy from the environment

@@ -6,7 +6,8 @@ transaction, so a second run in the same window waits on the unique index until 
 then finds the row and does nothing; a run that fails or is killed rolls its row back with its
 work, and the next tick runs the window again. The price is one transaction around the whole job:
 jobs that move rows one by one under their own locks (commission maturity and settlement, polls)
-claim each row instead and do not come here.
+claim each row instead and do not come here. A job's window is as long as its beat tick, and beat
+sends each tick inside its window (apps/common/beat.py), so every window gets its run.
 """
 
 from __future__ import annotations
