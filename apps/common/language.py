@@ -11,7 +11,8 @@ from __future__ import annotations
 from django.utils import translation
 from django.utils.translation.trans_real import parse_accept_lang_header
 
-MACHINE_PREFIXES = ("/api/", "/webhooks/")
+from apps.common.middleware import MACHINE_PREFIXES
+
 MACHINE_DEFAULT = "en"
 
 

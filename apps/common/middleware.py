@@ -26,7 +26,8 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from apps.common.errors import error_body
 
-JSON_PREFIXES = ("/api/", "/webhooks/")
+# Paths machines call (the API, channel and Twilio webhooks): JSON errors, English by default.
+MACHINE_PREFIXES = ("/api/", "/webhooks/")
 # A database failover or a broker restart is usually over within seconds; clients back off from here.
 RETRY_AFTER_SECONDS = 5
 # Failures of what the request depends on, not of the request: a retry later may well succeed.
@@ -80,7 +81,7 @@ def _answer(request: HttpRequest, status: int) -> tuple[int, str, str]:
 def json_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     """`response`, rewritten into the error shape if it is an error that is not JSON; a 503 always
     carries `Retry-After`."""
-    if response.status_code < 400 or not request.path.startswith(JSON_PREFIXES):
+    if response.status_code < 400 or not request.path.startswith(MACHINE_PREFIXES):
         return response
     if not _is_json(response):
         status, code, message = _answer(request, response.status_code)
