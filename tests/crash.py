@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from unittest import mock
 
@@ -60,3 +60,22 @@ def crash_at(target: str, *, when: str, times: int = 3) -> Iterator[CrashPoint]:
     module = __import__(module_path, fromlist=[name])
     with mock.patch.object(module, name, point.wrap(getattr(module, name))):
         yield point
+
+
+# Seconds of bank and platform time between two beat ticks (the poll interval is 5 s), and how many
+# ticks recovery may take before a test calls it stuck.
+TICK = 6
+MAX_TICKS = 40
+
+
+def beat_until(poll_task, row, *, status: str, clock) -> int:
+    """Beat ticks of `poll_task` (each maybe killed) until `row` reaches `status`; returns how many
+    ran (MAX_TICKS + 1 if it never did)."""
+    for tick in range(1, MAX_TICKS + 1):
+        clock.advance(TICK)
+        with suppress(Killed):
+            poll_task.delay()
+        row.refresh_from_db()
+        if row.status == status:
+            return tick
+    return MAX_TICKS + 1

@@ -32,7 +32,6 @@ from itertools import pairwise
 
 import pytest
 import redis
-from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -48,7 +47,7 @@ from apps.orders.services import order_create
 from apps.refunds.models import Refund
 from tests.alerts.conftest import make_refund
 from tests.factories import CustomerFactory, MerchantFactory, OrderFactory, ProductFactory
-from tests.test_e2e_run import ROOT, Stack, _free_port
+from tests.test_e2e_run import Stack, _free_port, served_env
 from tests.test_worker_faults import Shop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -78,23 +77,11 @@ def runtime(transactional_db, tmp_path, settings):
     if not settings.REDIS_URL:
         pytest.fail("this test needs Redis (REDIS_URL)")
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    db = connection.settings_dict
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    settings.SANDBOX_WEBHOOK_SECRET = WEBHOOK_SECRET
-    env = {key: value for key, value in os.environ.items() if key not in ("CELERY_BROKER_URL", "LOG_LEVEL")}
+    env = served_env(settings, tmp_path, base=base, webhook_secret=WEBHOOK_SECRET)
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "refundguard.settings",
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            "REDIS_URL": settings.REDIS_URL,
-            "REFUNDGUARD_VAR_DIR": str(tmp_path),
-            "DEBUG": "true",
-            "SECRET_KEY": settings.SECRET_KEY,
-            "FIELD_ENCRYPTION_KEY": settings.FIELD_ENCRYPTION_KEY,
-            "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "SANDBOX_BANK_ENABLED": "true",
-            "PUBLIC_BASE_URL": base,
             "ALERT_ESCALATION_TICK_SECONDS": str(PERIOD),
             "ALERT_WATCH_TICK_SECONDS": str(PERIOD),
             "ALERT_SPIKE_TICK_SECONDS": str(PERIOD),
@@ -102,8 +89,6 @@ def runtime(transactional_db, tmp_path, settings):
             "COMMISSION_TICK_SECONDS": str(PERIOD),
             "REFUND_POLL_TICK_SECONDS": "2",
             "REFUND_POLL_INTERVAL_SECONDS": str(POLL_INTERVAL),
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
     )
     stack = Stack(env, tmp_path)

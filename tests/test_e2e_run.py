@@ -61,6 +61,33 @@ def _tail(path: Path, lines: int = 80) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def served_env(settings, tmp_path: Path, *, base: str, webhook_secret: str) -> dict[str, str]:
+    """The environment of RefundGuard processes a test starts on its own committed test database
+    (`transactional_db`) and Redis, with the sandbox bank served at `base`; tests add their timings."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    settings.SANDBOX_WEBHOOK_SECRET = webhook_secret
+    env = {key: value for key, value in os.environ.items() if key not in ("CELERY_BROKER_URL", "LOG_LEVEL")}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "refundguard.settings",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            "REDIS_URL": settings.REDIS_URL,
+            "REFUNDGUARD_VAR_DIR": str(tmp_path),
+            "DEBUG": "true",
+            "SECRET_KEY": settings.SECRET_KEY,
+            "FIELD_ENCRYPTION_KEY": settings.FIELD_ENCRYPTION_KEY,
+            "SANDBOX_WEBHOOK_SECRET": webhook_secret,
+            "SANDBOX_BANK_ENABLED": "true",
+            "PUBLIC_BASE_URL": base,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+    )
+    return env
+
+
 class Stack:
     """The started processes, each in its own process group with stdout+stderr in one log file."""
 

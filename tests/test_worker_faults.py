@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 import requests
-from django.db import connection
 
 from apps.accounts.services import api_key_create
 from apps.gateways.sandbox.models import SandboxTransfer
@@ -38,7 +37,7 @@ from apps.ledger.selectors import ledger_balance_from_entries, ledger_unbalanced
 from apps.notifications.models import Notification, SandboxMessage
 from apps.refunds.models import Refund
 from tests.factories import MerchantFactory
-from tests.test_e2e_run import ROOT, Stack, _free_port
+from tests.test_e2e_run import Stack, _free_port, served_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -115,33 +114,19 @@ def runtime(transactional_db, tmp_path, settings):
     redis_url = urlsplit(settings.REDIS_URL)
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
     proxy = BrokerProxy((redis_url.hostname or "127.0.0.1", redis_url.port or 6379))
-    db = connection.settings_dict
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    settings.SANDBOX_WEBHOOK_SECRET = WEBHOOK_SECRET
-    env = {key: value for key, value in os.environ.items() if key not in ("CELERY_BROKER_URL", "LOG_LEVEL")}
+    env = served_env(settings, tmp_path, base=base, webhook_secret=WEBHOOK_SECRET)
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "refundguard.settings",
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
             # Only the broker goes through the proxy: "broker down" for this run's processes alone.
-            "REDIS_URL": settings.REDIS_URL,
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{proxy.port}{redis_url.path or '/0'}",
-            "REFUNDGUARD_VAR_DIR": str(tmp_path),
-            "DEBUG": "true",
-            "SECRET_KEY": settings.SECRET_KEY,
-            "FIELD_ENCRYPTION_KEY": settings.FIELD_ENCRYPTION_KEY,
-            "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "SANDBOX_BANK_ENABLED": "true",
             "SANDBOX_BANK_SETTLE_SECONDS": "0.5",
-            "PUBLIC_BASE_URL": base,
             "CELERY_VISIBILITY_TIMEOUT_SECONDS": "8",
             "NOTIFY_SENDING_LEASE_SECONDS": "10",
             "NOTIFY_SWEEP_TICK_SECONDS": "2",
             "REFUND_POLL_TICK_SECONDS": "1",
             "HEARTBEAT_SECONDS": "2",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
     )
     stack = Stack(env, tmp_path)

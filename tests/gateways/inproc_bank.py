@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -118,3 +119,17 @@ def inproc_sandbox(db, sandbox_settings):
     ensure_sandbox_channel()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield install_inproc_bank(mock)
+
+
+@pytest.fixture
+def bank_queries(monkeypatch) -> Counter:
+    """Status queries the sandbox bank answered, by request id (counted at the bank itself)."""
+    seen: Counter = Counter()
+    answer_query = sandbox.transfer_query
+
+    def counted(*, request_id: str):
+        seen[request_id] += 1
+        return answer_query(request_id=request_id)
+
+    monkeypatch.setattr(sandbox, "transfer_query", counted)
+    return seen

@@ -18,14 +18,12 @@ from apps.ledger.selectors import ledger_balance_get, ledger_unbalanced_transact
 from apps.payouts.models import Disbursement
 from apps.payouts.services import payout_create, withdrawal_create
 from apps.payouts.tasks import payout_poll_due_task, payout_submit_task
-from tests.crash import Killed, crash_at
+from tests.crash import MAX_TICKS, Killed, beat_until, crash_at
 from tests.payouts.conftest import account_body, customer_with_wallet, fund_merchant
 
 pytestmark = pytest.mark.django_db
 
 S = Disbursement.Status
-TICK = 6  # seconds between two beat ticks (poll interval 5 s)
-MAX_TICKS = 40
 AMOUNT = 5000
 
 # step → (seam patched in apps.payouts.services, die before or after it, crashes there for 0000 and
@@ -69,17 +67,6 @@ def create(merchant, kind: str, suffix: str) -> Disbursement:
     )
 
 
-def run_beat_until_paid(d: Disbursement, clock) -> int:
-    for tick in range(1, MAX_TICKS + 1):
-        clock.advance(TICK)
-        with suppress(Killed):
-            payout_poll_due_task.delay()
-        d.refresh_from_db()
-        if d.status == S.PAID:
-            return tick
-    return MAX_TICKS + 1
-
-
 @pytest.mark.parametrize("kind", ["payout", "withdrawal"])
 @pytest.mark.parametrize("suffix", ["0000", "0005"])
 @pytest.mark.parametrize("step", list(STEPS))
@@ -93,7 +80,7 @@ def test_a_crash_at_each_submit_step_resumes_with_one_bank_call(merchant, inproc
             payout_submit_task.delay(d.pk)
         with suppress(Killed):
             payout_submit_task.delay(d.pk)  # acks_late: the dead worker's task is delivered again
-        ticks = run_beat_until_paid(d, clock)
+        ticks = beat_until(payout_poll_due_task, d, status=S.PAID, clock=clock)
 
     assert crash.fired == expected_crashes[suffix], crash.reached
     assert ticks <= MAX_TICKS, (d.status, list(d.events.values_list("code", flat=True)))

@@ -4,11 +4,7 @@ of the first answer or a 409 while it runs. PostgreSQL, real threads, the in-pro
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
 from apps.common.models import IdempotencyRecord
 from apps.gateways.models import ChannelCall, SandboxTransfer
@@ -24,6 +20,7 @@ from tests.payouts.conftest import (
     post,
     withdrawal_body,
 )
+from tests.support import send_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -41,31 +38,8 @@ def test_twenty_parallel_identical_requests_make_one_movement_and_one_bank_execu
     else:
         url, data = WITHDRAWALS, withdrawal_body(customer_with_wallet(merchant, 100000), 100000)
     key = new_key()
-    barrier = threading.Barrier(N)
-    answers: list[tuple[int, dict, bool]] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
+    answers = send_at_once(api, N, lambda client: post(client, url, data, key=key))
 
-    def worker() -> None:
-        client = APIClient()
-        client._credentials = dict(api._credentials)
-        try:
-            barrier.wait()
-            response = post(client, url, data, key=key)
-            with lock:
-                answers.append((response.status_code, response.json(), response.get("Idempotent-Replayed") == "true"))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(N)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
     created = [a for a in answers if a[0] == 201 and not a[2]]
     replays = [a for a in answers if a[0] == 201 and a[2]]
     busy = [a for a in answers if a[0] == 409]

@@ -14,10 +14,10 @@ from datetime import timedelta
 import pytest
 
 from apps.gateways.models import ChannelCall, InboundWebhook
-from apps.gateways.sandbox import bank as sandbox
 from apps.payouts import services
 from apps.payouts.models import Disbursement
 from apps.payouts.tasks import payout_poll_due_task
+from tests.gateways.inproc_bank import bank_queries  # noqa: F401 (fixture)
 from tests.payouts.conftest import POLL_INTERVAL, SETTLE_AFTER, account_body, customer_with_wallet, fund_merchant
 
 pytestmark = pytest.mark.django_db
@@ -26,20 +26,6 @@ S = Disbursement.Status
 TICK = 120  # seconds between beat ticks: less than any gap between two checks
 # The default schedule (refundguard/settings.py): 1 min, 15 min, 2 h, 24 h, 72 h after payment.
 CHECKS = tuple(timedelta(minutes=minutes) for minutes in (1, 15, 120, 1440, 4320))
-
-
-@pytest.fixture
-def bank_queries(monkeypatch) -> Counter:
-    """Status queries the sandbox bank answered, by request id."""
-    seen: Counter = Counter()
-    answer = sandbox.transfer_query
-
-    def counted(*, request_id: str):
-        seen[request_id] += 1
-        return answer(request_id=request_id)
-
-    monkeypatch.setattr(sandbox, "transfer_query", counted)
-    return seen
 
 
 def _payout(merchant, amount: int, *, suffix: str, reference: str) -> Disbursement:
@@ -56,7 +42,11 @@ def _payout(merchant, amount: int, *, suffix: str, reference: str) -> Disburseme
 
 @pytest.mark.usefixtures("inproc_bank")
 def test_a_paid_movement_costs_one_query_per_configured_check_and_the_late_return_is_caught(
-    merchant, payout_settings, clock, bank_queries, django_capture_on_commit_callbacks
+    merchant,
+    payout_settings,
+    clock,
+    bank_queries,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     payout_settings.PAYOUT_REVIEW_NEW_DESTINATION = False
     payout_settings.PAYOUT_VERIFY_CHECKS = CHECKS

@@ -20,15 +20,13 @@ from apps.ledger.selectors import ledger_balance_get, ledger_unbalanced_transact
 from apps.refunds.models import Refund
 from apps.refunds.services import refund_request
 from apps.refunds.tasks import refund_poll_due_task, refund_submit_task
-from tests.crash import Killed, crash_at
+from tests.crash import MAX_TICKS, Killed, beat_until, crash_at
 from tests.gateways.inproc_bank import inproc_sandbox  # noqa: F401 (fixture)
 from tests.refunds.support import make_order
 
 pytestmark = pytest.mark.django_db
 
 S = Refund.Status
-TICK = 6  # seconds of bank and platform time between two beat ticks (poll interval 5 s)
-MAX_TICKS = 40
 
 # step → (seam patched in apps.refunds.services, die before or after it, crashes there for 0000 and
 # for 0005). A step the recovery path reaches again is crashed 3 times. The bank call is reached
@@ -42,18 +40,6 @@ STEPS = {
     "after_the_bank_call_returns": ("channel_submit", "after", {"0000": 1, "0005": 1}),
     "after_the_answer_is_written": ("_apply_and_follow_up", "after", {"0000": 2, "0005": 1}),
 }
-
-
-def run_beat_until_settled(refund: Refund, clock) -> int:
-    """Beat ticks (each maybe killed) until the refund has arrived; returns how many ran."""
-    for tick in range(1, MAX_TICKS + 1):
-        clock.advance(TICK)
-        with suppress(Killed):
-            refund_poll_due_task.delay()
-        refund.refresh_from_db()
-        if refund.status == S.SUCCEEDED:
-            return tick
-    return MAX_TICKS + 1
 
 
 @pytest.mark.parametrize("suffix", ["0000", "0005"])
@@ -78,7 +64,7 @@ def test_a_crash_at_each_submit_step_resumes_with_one_bank_call(
             refund_submit_task.delay(refund.pk)
         with suppress(Killed):
             refund_submit_task.delay(refund.pk)  # acks_late: the dead worker's task is delivered again
-        ticks = run_beat_until_settled(refund, clock)
+        ticks = beat_until(refund_poll_due_task, refund, status=S.SUCCEEDED, clock=clock)
 
     assert crash.fired == expected_crashes[suffix], crash.reached
     assert ticks <= MAX_TICKS, (refund.status, list(refund.events.values_list("code", flat=True)))

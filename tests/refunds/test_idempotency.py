@@ -6,17 +6,15 @@ refund really goes out over HTTP once; the others need no channel.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 import time_machine
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
-from rest_framework.test import APIClient, APIRequestFactory
+from rest_framework.test import APIRequestFactory
 
 from apps.common.errors import UnprocessableError
 from apps.common.idempotency import idempotency_purge, idempotent
@@ -24,6 +22,7 @@ from apps.common.models import IdempotencyRecord
 from apps.gateways.models import ChannelCall
 from apps.refunds.models import Refund
 from tests.refunds.support import body, make_order, new_key, post_refund, row_counts
+from tests.support import send_at_once
 
 
 def _submits() -> int:
@@ -175,31 +174,8 @@ def test_twenty_parallel_identical_requests_make_one_refund_and_one_bank_call(ap
     order = make_order(merchant, amount=10000)
     key = new_key()
     data = body(order)
-    barrier = threading.Barrier(20)
-    answers: list[tuple[int, dict, bool]] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
+    answers = send_at_once(api, 20, lambda client: post_refund(client, data, key=key))
 
-    def worker() -> None:
-        client = APIClient()
-        client._credentials = dict(api._credentials)
-        try:
-            barrier.wait()
-            response = post_refund(client, data, key=key)
-            with lock:
-                answers.append((response.status_code, response.json(), response.get("Idempotent-Replayed") == "true"))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
     assert len(answers) == 20
     created = [a for a in answers if a[0] == 201 and not a[2]]
     replays = [a for a in answers if a[0] == 201 and a[2]]

@@ -14,10 +14,10 @@ from datetime import timedelta
 import pytest
 
 from apps.gateways.models import ChannelCall, InboundWebhook
-from apps.gateways.sandbox import bank as sandbox
 from apps.ledger.models import LedgerTransaction
 from apps.refunds.models import Refund
 from apps.refunds.tasks import refund_poll_due_task
+from tests.gateways.inproc_bank import bank_queries  # noqa: F401 (fixture)
 from tests.payouts.conftest import inproc_bank, payout_settings  # noqa: F401 (fixtures)
 from tests.refunds.conftest import POLL_INTERVAL, open_order, request_refund
 
@@ -30,23 +30,13 @@ TICK = 120  # seconds between beat ticks: less than any gap between two checks
 CHECKS = tuple(timedelta(minutes=minutes) for minutes in (1, 15, 120, 1440, 4320))
 
 
-@pytest.fixture
-def bank_queries(monkeypatch) -> Counter:
-    """Status queries the sandbox bank answered, by request id."""
-    seen: Counter = Counter()
-    answer = sandbox.transfer_query
-
-    def counted(*, request_id: str):
-        seen[request_id] += 1
-        return answer(request_id=request_id)
-
-    monkeypatch.setattr(sandbox, "transfer_query", counted)
-    return seen
-
-
 @pytest.mark.usefixtures("inproc_bank")
 def test_a_succeeded_refund_costs_one_query_per_configured_check_and_the_late_return_is_caught(
-    api, refund_settings, clock, bank_queries, django_capture_on_commit_callbacks
+    api,
+    refund_settings,
+    clock,
+    bank_queries,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     refund_settings.REFUND_POLL_CONCURRENCY = 1  # in-process: the test's thread sees its own rows
     refund_settings.REFUND_VERIFY_CHECKS = CHECKS
