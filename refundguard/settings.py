@@ -596,7 +596,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.common.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.common.exception_handler.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.common.schema.ApiAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -611,6 +611,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are closed objects, as the server's strict serializers are (apps/common/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.common.schema.refuse_unknown_properties",
+    ],
     # Swagger UI assets ship with the app: the docs page works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -631,6 +636,7 @@ SPECTACULAR_SETTINGS = {
         "CommissionPlanModeEnum": "apps.commissions.models.CommissionPlan.Mode",
         "RuleModeEnum": "apps.risk.models.Rule.Mode",
         "CommissionStatusEnum": "apps.commissions.models.Commission.Status",
+        "CurrencyEnum": [(code, code) for code in SUPPORTED_CURRENCIES],
     },
 }
 

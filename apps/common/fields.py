@@ -15,7 +15,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-@extend_schema_field({"type": "integer", "format": "int64", "minimum": 1, "example": 19900})
+@extend_schema_field(
+    {"type": "integer", "format": "int64", "minimum": 1, "maximum": settings.MAX_AMOUNT_MINOR, "example": 19900}
+)
 class MinorUnitsField(serializers.Field):
     """A positive integer amount in minor units. Floats, strings, booleans and zero are refused."""
 
@@ -42,7 +44,9 @@ class MinorUnitsField(serializers.Field):
         return int(value)
 
 
-@extend_schema_field({"type": "string", "pattern": "^[A-Z]{3}$", "example": "CNY"})
+@extend_schema_field(
+    {"type": "string", "enum": list(settings.SUPPORTED_CURRENCIES), "example": settings.SUPPORTED_CURRENCIES[0]}
+)
 class CurrencyField(serializers.Field):
     """An upper-case ISO 4217 code the platform settles; `usd` and `XXX` are refused."""
 

@@ -24,6 +24,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -34,6 +35,19 @@ logger = logging.getLogger(__name__)
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 MAX_KEY_LENGTH = 255
+# What `_validate_key` accepts, for the schema: printable ASCII, no space at either end.
+KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
+
+
+def idempotency_key_parameter(what: str) -> OpenApiParameter:
+    """The `Idempotency-Key` header as the schema documents it, for the views that call `idempotent`."""
+    return OpenApiParameter(
+        "Idempotency-Key",
+        {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN},
+        OpenApiParameter.HEADER,
+        required=True,
+        description=f"Unique per {what} you mean to create; repeating it replays the first response.",
+    )
 
 
 def _validate_key(raw: str | None) -> str:

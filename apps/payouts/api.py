@@ -24,7 +24,7 @@ from apps.common.fields import (
     SingleLineCharField,
     StrictSerializerMixin,
 )
-from apps.common.idempotency import idempotent
+from apps.common.idempotency import idempotency_key_parameter, idempotent
 from apps.orders.api import AccountInSerializer, masked_account
 from apps.payouts.models import Approval, Disbursement, DisbursementEvent, Incident, IncidentStep, Kind, PrecheckResult
 from apps.payouts.selectors import (
@@ -50,16 +50,6 @@ from apps.payouts.services import (
 
 def _actor(request) -> str:
     return request.user.get_username()
-
-
-def _idempotency_header(what: str) -> OpenApiParameter:
-    return OpenApiParameter(
-        "Idempotency-Key",
-        str,
-        OpenApiParameter.HEADER,
-        required=True,
-        description=f"Unique per {what} you mean to create; repeating it replays the first response.",
-    )
 
 
 # --- input ----------------------------------------------------------------------------------------
@@ -280,7 +270,9 @@ class PayoutListCreateView(_KindMixin, MerchantAPIView):
         return self.paginated(rows, self.out_serializer)
 
     @extend_schema(
-        request=PayoutInSerializer, responses={201: PayoutDetailSerializer}, parameters=[_idempotency_header("payout")]
+        request=PayoutInSerializer,
+        responses={201: PayoutDetailSerializer},
+        parameters=[idempotency_key_parameter("payout")],
     )
     def post(self, request):
         def create() -> Response:
@@ -306,7 +298,7 @@ class WithdrawalListCreateView(PayoutListCreateView):
     @extend_schema(
         request=WithdrawalInSerializer,
         responses={201: WithdrawalDetailSerializer},
-        parameters=[_idempotency_header("withdrawal")],
+        parameters=[idempotency_key_parameter("withdrawal")],
     )
     def post(self, request):
         def create() -> Response:
@@ -586,7 +578,7 @@ class IncidentReturnView(_IncidentView):
     @extend_schema(
         request=IncidentReturnSerializer,
         responses=IncidentDetailSerializer,
-        parameters=[_idempotency_header("returned amount")],
+        parameters=[idempotency_key_parameter("returned amount")],
     )
     def post(self, request, pk: int):
         incident = self.get_incident(pk)

@@ -13,20 +13,14 @@ from apps.common.fields import (
     SingleLineCharField,
     StrictSerializerMixin,
 )
-from apps.common.idempotency import idempotent
+from apps.common.idempotency import idempotency_key_parameter, idempotent
 from apps.orders.api import AccountInSerializer, masked_account
 from apps.orders.models import Product
 from apps.refunds.models import Refund, RefundEvent
 from apps.refunds.selectors import refund_list_for_merchant, refund_reason_stats_for_product
 from apps.refunds.services import refund_cancel, refund_progress_url, refund_request, refund_review
 
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="Unique per refund you mean to create; repeating it replays the first response.",
-)
+IDEMPOTENCY_HEADER = idempotency_key_parameter("refund")
 
 
 def _actor(request) -> str:
