@@ -171,7 +171,7 @@ class AlertListView(_AlertsView):
         parameters=[
             OpenApiParameter("severity", str, enum=Tier.values, description="Tier: P0, P1 or P2."),
             OpenApiParameter("status", str, enum=Alert.Status.values),
-            OpenApiParameter("kind", str),
+            OpenApiParameter("kind", {"type": "string", "maxLength": 64}),
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="Seen at or after."),
             OpenApiParameter("until", OpenApiTypes.DATETIME, description="First seen before."),
         ],

@@ -129,7 +129,7 @@ class CommissionListView(MerchantAPIView):
             OpenApiParameter("beneficiary", str, description="The distributor's customer external_id."),
             OpenApiParameter("order", str, description="The order's external_id."),
             OpenApiParameter("status", str, enum=Commission.Status.values),
-            OpenApiParameter("level", int),
+            OpenApiParameter("level", {"type": "integer", "minimum": 0, "maximum": 999}),
         ],
     )
     def get(self, request):

@@ -13,6 +13,9 @@ from apps.common.money import currency_is_supported
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The same rules as schema patterns (apps/common/schema.py): text without those characters.
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f\u2028\u2029]*$"
+MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 
 @extend_schema_field(

@@ -5,7 +5,10 @@ One home for the rules every operation shares, so no view has to repeat them in 
 - response fields whose column may hold NULL are `nullable`, and read-only fields of blank text
   columns allow `""`;
 - request bodies refuse undeclared properties (`additionalProperties: false`), as
-  `StrictSerializerMixin` does on the server.
+  `StrictSerializerMixin` does on the server;
+- text fields and string query filters carry the character rules the server applies
+  (`SingleLineCharField`, `MultiLineCharField`, `MerchantAPIView.query_text`), required text
+  must hold more than whitespace (DRF trims it), and non-empty lists and maps say so.
 Read by REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] and SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].
 """
 
@@ -15,6 +18,8 @@ from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+
+from apps.common.fields import MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN, MultiLineCharField, SingleLineCharField
 
 IDEMPOTENCY_HEADER_NAME = "Idempotency-Key"  # apps.common.idempotency.idempotency_key_parameter
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -35,6 +40,7 @@ class ErrorSerializer(serializers.Serializer):
     error = _ErrorDetailSerializer()
 
 
+_SHAPED = {"enum", "format", "pattern", "$ref", "oneOf", "allOf"}
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer", "minimum": 0}, "description": "Seconds to wait."}}
 
 # Why each status can happen; which operations get which is decided in `_error_statuses`.
@@ -87,8 +93,28 @@ class ApiAutoSchema(AutoSchema):
             schema["nullable"] = True
         return schema
 
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        for parameter in (operation or {}).get("parameters", []):
+            schema = parameter.get("schema", {})
+            if parameter["in"] == "query" and schema.get("type") == "string" and not schema.keys() & _SHAPED:
+                # MerchantAPIView.query_text: one line of at most 100 characters unless a view says less.
+                schema.update(pattern=SINGLE_LINE_PATTERN, maxLength=schema.get("maxLength", 100))
+        return operation
+
     def _insert_field_validators(self, field, schema):
         super()._insert_field_validators(field, schema)
+        if isinstance(field, (SingleLineCharField, MultiLineCharField)) and not field.read_only:
+            text = SINGLE_LINE_PATTERN if isinstance(field, SingleLineCharField) else MULTI_LINE_PATTERN
+            # Leading and trailing whitespace is trimmed first, so a required text needs a visible character.
+            schema["pattern"] = text if field.allow_blank else f"^(?!\\s*$){text.removeprefix('^')}"
+        if isinstance(field, serializers.TimeField) and field.input_formats == ["%H:%M"]:
+            schema.pop("format", None)
+            schema["pattern"] = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+        if isinstance(field, serializers.ListField) and not field.allow_empty and not field.read_only:
+            schema.setdefault("minItems", 1)
+        if isinstance(field, serializers.DictField) and not field.allow_empty and not field.read_only:
+            schema.setdefault("minProperties", 1)
         # After the validators, which would put a `format` back on the schema.
         model_field = _model_field(field) if field.read_only else None
         if getattr(model_field, "blank", False):

@@ -181,7 +181,7 @@ class ReconciliationListCreateView(_PlatformView):
         responses=ReconciliationSerializer(many=True),
         parameters=[
             OpenApiParameter("date", OpenApiTypes.DATE),
-            OpenApiParameter("source", str),
+            OpenApiParameter("source", {"type": "string", "maxLength": 32}),
             OpenApiParameter("status", str, enum=Reconciliation.Status.values),
             OpenApiParameter("current", bool),
         ],

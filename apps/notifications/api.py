@@ -184,6 +184,11 @@ def _time_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+@extend_schema_field({"type": "string", "enum": sorted(_time_zones()), "example": "Asia/Shanghai"})
+class _TimeZoneField(SingleLineCharField):
+    """An IANA time zone name (checked by `validate_time_zone`)."""
+
+
 class PreferenceSerializer(StrictSerializerMixin, serializers.Serializer):
     """A customer's notification preferences. PUT replaces them whole: an omitted field takes its
     default (no channel off, no quiet hours, the platform's time zone)."""
@@ -197,7 +202,7 @@ class PreferenceSerializer(StrictSerializerMixin, serializers.Serializer):
     quiet_end = serializers.TimeField(
         format="%H:%M", input_formats=["%H:%M"], allow_null=True, required=False, help_text='Local time, "08:00".'
     )
-    time_zone = SingleLineCharField(max_length=64, required=False, help_text='An IANA name, e.g. "Asia/Shanghai".')
+    time_zone = _TimeZoneField(max_length=64, required=False, help_text='An IANA name, e.g. "Asia/Shanghai".')
 
     def validate_disabled_channels(self, value: list[str]) -> list[str]:
         if Channel.INBOX in value:
@@ -256,7 +261,11 @@ class NotificationListView(_NotificationsView):
             OpenApiParameter("order", str, description="The order or withdrawal number (reference)."),
             OpenApiParameter("status", str, enum=Notification.Status.values),
             OpenApiParameter("channel", str, enum=Channel.values),
-            OpenApiParameter("subject_type", str, description="refund, withdrawal, payout, alert, commission"),
+            OpenApiParameter(
+                "subject_type",
+                {"type": "string", "maxLength": 16},
+                description="refund, withdrawal, payout, alert, commission",
+            ),
         ],
     )
     def get(self, request):

@@ -492,7 +492,11 @@ class IncidentListCreateView(MerchantAPIView):
     @extend_schema(
         responses=IncidentSerializer(many=True),
         parameters=[
-            OpenApiParameter("q", str, description="Search summary, root cause, category and step notes."),
+            OpenApiParameter(
+                "q",
+                {"type": "string", "maxLength": 200},
+                description="Search summary, root cause, category and step notes.",
+            ),
             OpenApiParameter("status", str),
             OpenApiParameter("category", str),
         ],
