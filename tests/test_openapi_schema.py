@@ -6,8 +6,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from rest_framework.exceptions import ValidationError
 
 from apps.accounts.models import Customer
+from apps.common.fields import MultiLineCharField, SingleLineCharField, text_pattern
 
 
 @pytest.mark.django_db
@@ -184,3 +186,28 @@ def _accepts(schema, field_schema, value) -> bool:
 )
 def test_fields_that_can_be_empty_are_declared_so(schema, component, field, value):
     assert _accepts(schema, schema["components"]["schemas"][component]["properties"][field], value)
+
+
+@pytest.mark.parametrize("multi_line", [False, True])
+@pytest.mark.parametrize("allow_blank", [False, True])
+def test_text_patterns_accept_exactly_what_the_text_fields_accept(multi_line, allow_blank):
+    field_class = MultiLineCharField if multi_line else SingleLineCharField
+    field = field_class(max_length=50, allow_blank=allow_blank)
+    pattern = re.compile(text_pattern(multi_line=multi_line, allow_blank=allow_blank))
+    samples = ["a", "", " ", "a b", " a ", "a\x1c", "\x1ca", "a\x1cb", "a\nb", "a\tb", "a\x00", "\u2028", "a\u2028b"]
+    samples += ["\x7f", "王小明", "a\r\nb", " \n "]
+    for sample in samples:
+        try:
+            field.run_validation(sample)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert bool(pattern.fullmatch(sample)) == accepted, (sample, accepted)
+
+
+def test_query_filters_and_ip_addresses_carry_the_server_rules(schema):
+    incidents = {p["name"]: p["schema"] for p in schema["paths"]["/api/v1/incidents"]["get"]["parameters"]}
+    assert incidents["q"]["maxLength"] == 200
+    assert incidents["category"]["pattern"] == text_pattern()
+    refund_ip = schema["components"]["schemas"]["RefundInRequest"]["properties"]["ip"]
+    assert refund_ip["anyOf"] == [{"format": "ipv4"}, {"format": "ipv6"}]

@@ -30,7 +30,7 @@ from apps.alerts.models import Alert, AlertEvent, Silence, Tier
 from apps.alerts.selectors import alert_get_for_owner, alert_list_for_owner, silence_list_for_owner
 from apps.alerts.services import alert_ack, alert_resolve, silence_create, silence_expire
 from apps.common.api import MerchantAPIView
-from apps.common.fields import MultiLineCharField, SingleLineCharField, StrictSerializerMixin
+from apps.common.fields import MultiLineCharField, SingleLineCharField, StrictSerializerMixin, text_pattern
 
 SUBJECT_SCHEMA = {
     "type": "object",
@@ -111,8 +111,25 @@ class SilenceSerializer(serializers.ModelSerializer):
         return silence.starts_at <= timezone.now() < silence.ends_at
 
 
+MATCHER_KEYS = ("channel", "kind", "subject_type", "tier")
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            key: {"type": "string", "maxLength": 64, "pattern": text_pattern(allow_blank=False)} for key in MATCHER_KEYS
+        },
+        "additionalProperties": False,
+        "minProperties": 1,
+    }
+)
+class _MatchersField(serializers.DictField):
+    """Alert fields a silence matches on (`validate_matchers` holds the keys to MATCHER_KEYS)."""
+
+
 class SilenceInSerializer(StrictSerializerMixin, serializers.Serializer):
-    matchers = serializers.DictField(
+    matchers = _MatchersField(
         child=SingleLineCharField(max_length=64),
         allow_empty=False,
         help_text='Fields every silenced alert equals, e.g. {"kind": "channel_degraded", "channel": "sandbox"}; '
@@ -123,7 +140,7 @@ class SilenceInSerializer(StrictSerializerMixin, serializers.Serializer):
     comment = SingleLineCharField(required=False, allow_blank=True, max_length=500)
 
     def validate_matchers(self, value: dict) -> dict:
-        allowed = {"kind", "tier", "channel", "subject_type"}
+        allowed = set(MATCHER_KEYS)
         unknown = sorted(set(value) - allowed)
         if unknown:
             raise ValidationError(f"Unknown matcher keys: {', '.join(unknown)}; use {', '.join(sorted(allowed))}.")

@@ -27,7 +27,7 @@ from apps.commissions.selectors import (
 )
 from apps.commissions.services import commission_plan_create, commission_plan_update
 from apps.common.api import MerchantAPIView
-from apps.common.fields import CurrencyField, SingleLineCharField, StrictSerializerMixin
+from apps.common.fields import CurrencyField, SingleLineCharField, StrictBooleanField, StrictSerializerMixin
 
 
 class CommissionEventSerializer(serializers.ModelSerializer):
@@ -87,7 +87,7 @@ class CommissionPlanInSerializer(StrictSerializerMixin, serializers.Serializer):
     levels = _IntegerListField(min_length=1, max_length=10, help_text="Basis points or minor units per level.")
     depth = _StrictIntegerField(min_value=1, max_value=10, required=False)
     currency = CurrencyField(required=False)
-    is_active = serializers.BooleanField(required=False)
+    is_active = StrictBooleanField(required=False)
 
 
 class CommissionPlanUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -96,7 +96,7 @@ class CommissionPlanUpdateSerializer(StrictSerializerMixin, serializers.Serializ
     levels = _IntegerListField(min_length=1, max_length=10, required=False)
     depth = _StrictIntegerField(min_value=1, max_value=10, required=False)
     currency = CurrencyField(required=False)
-    is_active = serializers.BooleanField(required=False)
+    is_active = StrictBooleanField(required=False)
 
 
 class CommissionPlanSerializer(serializers.ModelSerializer):

@@ -6,6 +6,7 @@ import re
 
 import phonenumbers
 from django.conf import settings
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -13,9 +14,27 @@ from apps.common.money import currency_is_supported
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# The same rules as schema patterns (apps/common/schema.py): text without those characters.
-SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f\u2028\u2029]*$"
-MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# The same rules as schema patterns (apps/common/schema.py), around the whitespace that DRF trims
+# from both ends before the check (Python's, which includes \x1c-\x1f).
+SINGLE_LINE_PATTERN = r"^\s*[^\x00-\x1f\x7f\u2028\u2029]*\s*$"
+MULTI_LINE_PATTERN = r"^\s*[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\s*$"
+
+
+def text_pattern(*, multi_line: bool = False, allow_blank: bool = True) -> str:
+    """The schema pattern of a text field; one that may not be blank needs a character other than
+    whitespace."""
+    pattern = MULTI_LINE_PATTERN if multi_line else SINGLE_LINE_PATTERN
+    return pattern if allow_blank else f"^(?!\\s*$){pattern.removeprefix('^')}"
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON `true` or `false` only: DRF's own also takes 0, 1, "yes", "on"..., which the schema's
+    `boolean` does not allow."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
 
 
 @extend_schema_field(
@@ -125,7 +144,13 @@ class PhoneField(serializers.CharField):
 
 
 class StrictSerializerMixin:
-    """Refuses keys the serializer does not declare (mass assignment of `status`, `merchant`...)."""
+    """Refuses keys the serializer does not declare (mass assignment of `status`, `merchant`...);
+    a ModelSerializer's boolean columns take JSON booleans only."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.BooleanField: StrictBooleanField,
+    }
 
     def to_internal_value(self, data):
         if isinstance(data, dict):

@@ -19,7 +19,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from apps.common.fields import MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN, MultiLineCharField, SingleLineCharField
+from apps.common.fields import SINGLE_LINE_PATTERN, MultiLineCharField, SingleLineCharField, text_pattern
 
 IDEMPOTENCY_HEADER_NAME = "Idempotency-Key"  # apps.common.idempotency.idempotency_key_parameter
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -104,10 +104,13 @@ class ApiAutoSchema(AutoSchema):
 
     def _insert_field_validators(self, field, schema):
         super()._insert_field_validators(field, schema)
-        if isinstance(field, (SingleLineCharField, MultiLineCharField)) and not field.read_only:
-            text = SINGLE_LINE_PATTERN if isinstance(field, SingleLineCharField) else MULTI_LINE_PATTERN
-            # Leading and trailing whitespace is trimmed first, so a required text needs a visible character.
-            schema["pattern"] = text if field.allow_blank else f"^(?!\\s*$){text.removeprefix('^')}"
+        is_text = isinstance(field, (SingleLineCharField, MultiLineCharField))
+        if is_text and not field.read_only and "pattern" not in schema:
+            schema["pattern"] = text_pattern(
+                multi_line=isinstance(field, MultiLineCharField), allow_blank=field.allow_blank
+            )
+        if isinstance(field, serializers.IPAddressField) and not field.read_only and field.protocol == "both":
+            schema["anyOf"] = [{"format": "ipv4"}, {"format": "ipv6"}]
         if isinstance(field, serializers.TimeField) and field.input_formats == ["%H:%M"]:
             schema.pop("format", None)
             schema["pattern"] = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"

@@ -10,6 +10,7 @@ from apps.common.fields import (
     CurrencyField,
     MinorUnitsField,
     SingleLineCharField,
+    StrictBooleanField,
     StrictSerializerMixin,
 )
 from apps.orders.models import Order, Product, RefundPolicy, UsageEvent
@@ -60,7 +61,7 @@ class ProductInSerializer(StrictSerializerMixin, serializers.Serializer):
 class ProductUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     name = SingleLineCharField(max_length=200, required=False)
     price = MinorUnitsField(required=False)
-    is_active = serializers.BooleanField(required=False)
+    is_active = StrictBooleanField(required=False)
     refund_policy = RefundPolicySerializer(required=False, partial=True)
 
     def to_internal_value(self, data):
