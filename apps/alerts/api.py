@@ -118,7 +118,7 @@ MATCHER_KEYS = ("channel", "kind", "subject_type", "tier")
     {
         "type": "object",
         "properties": {
-            key: {"type": "string", "maxLength": 64, "pattern": text_pattern(allow_blank=False)} for key in MATCHER_KEYS
+            key: {"type": "string", "pattern": text_pattern(allow_blank=False, max_length=64)} for key in MATCHER_KEYS
         },
         "additionalProperties": False,
         "minProperties": 1,

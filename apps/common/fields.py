@@ -12,19 +12,24 @@ from rest_framework import serializers
 
 from apps.common.money import currency_is_supported
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# The same rules as schema patterns (apps/common/schema.py), around the whitespace that DRF trims
-# from both ends before the check (Python's, which includes \x1c-\x1f).
-SINGLE_LINE_PATTERN = r"^\s*[^\x00-\x1f\x7f\u2028\u2029]*\s*$"
-MULTI_LINE_PATTERN = r"^\s*[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\s*$"
+# The characters each text field refuses, read by the fields and by the schema (`text_pattern`).
+_SINGLE_LINE_REFUSED = r"\x00-\x1f\x7f\u2028\u2029"
+_MULTI_LINE_REFUSED = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_CONTROL = re.compile(f"[{_SINGLE_LINE_REFUSED}]")
+_CONTROL_MULTILINE = re.compile(f"[{_MULTI_LINE_REFUSED}]")
 
 
-def text_pattern(*, multi_line: bool = False, allow_blank: bool = True) -> str:
-    """The schema pattern of a text field; one that may not be blank needs a character other than
-    whitespace."""
-    pattern = MULTI_LINE_PATTERN if multi_line else SINGLE_LINE_PATTERN
-    return pattern if allow_blank else f"^(?!\\s*$){pattern.removeprefix('^')}"
+def text_pattern(*, multi_line: bool = False, allow_blank: bool = True, max_length: int | None = None) -> str:
+    r"""The schema pattern of a text field, its length included.
+
+    DRF trims whitespace (Python's, \x1c-\x1f included) from both ends before the character and
+    length checks, so the pattern lets any whitespace surround the text and counts only what is
+    between: a `maxLength` would refuse what the server accepts. A text that may not be blank needs
+    a character other than whitespace."""
+    refused = _MULTI_LINE_REFUSED if multi_line else _SINGLE_LINE_REFUSED
+    repeat = "*" if max_length is None else f"{{0,{max_length - 1}}}"
+    text = f"(?:[^{refused}]{repeat}[^\\s{refused}])"
+    return f"^\\s*{text}{'?' if allow_blank else ''}\\s*$"
 
 
 class StrictBooleanField(serializers.BooleanField):

@@ -19,7 +19,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from apps.common.fields import SINGLE_LINE_PATTERN, MultiLineCharField, SingleLineCharField, text_pattern
+from apps.common.fields import MultiLineCharField, SingleLineCharField, text_pattern
 
 IDEMPOTENCY_HEADER_NAME = "Idempotency-Key"  # apps.common.idempotency.idempotency_key_parameter
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -99,15 +99,18 @@ class ApiAutoSchema(AutoSchema):
             schema = parameter.get("schema", {})
             if parameter["in"] == "query" and schema.get("type") == "string" and not schema.keys() & _SHAPED:
                 # MerchantAPIView.query_text: one line of at most 100 characters unless a view says less.
-                schema.update(pattern=SINGLE_LINE_PATTERN, maxLength=schema.get("maxLength", 100))
+                schema["pattern"] = text_pattern(max_length=schema.pop("maxLength", 100))
         return operation
 
     def _insert_field_validators(self, field, schema):
         super()._insert_field_validators(field, schema)
         is_text = isinstance(field, (SingleLineCharField, MultiLineCharField))
         if is_text and not field.read_only and "pattern" not in schema:
+            schema.pop("minLength", None)
             schema["pattern"] = text_pattern(
-                multi_line=isinstance(field, MultiLineCharField), allow_blank=field.allow_blank
+                multi_line=isinstance(field, MultiLineCharField),
+                allow_blank=field.allow_blank,
+                max_length=schema.pop("maxLength", None),
             )
         if isinstance(field, serializers.IPAddressField) and not field.read_only and field.protocol == "both":
             schema["anyOf"] = [{"format": "ipv4"}, {"format": "ipv6"}]
