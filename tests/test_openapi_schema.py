@@ -91,6 +91,8 @@ def test_every_operation_lists_its_error_responses_in_the_error_shape(schema):
         for status in ("429", "503"):
             assert "Retry-After" in responses[status]["headers"], (method, path, status)
         assert any(code.startswith("2") for code in responses), (method, path)
+        if any(p["in"] == "query" for p in operation.get("parameters", [])):
+            assert "414" in responses, (method, path)  # gunicorn's limit on the request line
 
 
 def test_money_moving_creates_document_the_idempotency_key_they_enforce(schema):

@@ -95,11 +95,15 @@ class ApiAutoSchema(AutoSchema):
 
     def get_operation(self, *args, **kwargs):
         operation = super().get_operation(*args, **kwargs)
-        for parameter in (operation or {}).get("parameters", []):
+        query = [p for p in (operation or {}).get("parameters", []) if p["in"] == "query"]
+        for parameter in query:
             schema = parameter.get("schema", {})
-            if parameter["in"] == "query" and schema.get("type") == "string" and not schema.keys() & _SHAPED:
+            if schema.get("type") == "string" and not schema.keys() & _SHAPED:
                 # MerchantAPIView.query_text: one line of at most 100 characters unless a view says less.
                 schema["pattern"] = text_pattern(max_length=schema.pop("maxLength", 100))
+        if query:
+            # gunicorn refuses a request line over `limit_request_line` before Django sees it, as text.
+            operation["responses"]["414"] = {"description": "The URL is longer than the server reads."}
         return operation
 
     def _insert_field_validators(self, field, schema):
