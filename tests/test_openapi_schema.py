@@ -10,6 +10,7 @@ from rest_framework.exceptions import ValidationError
 
 from apps.accounts.models import Customer
 from apps.common.fields import MultiLineCharField, SingleLineCharField, text_pattern
+from apps.risk.models import Rule
 
 
 @pytest.mark.django_db
@@ -213,3 +214,27 @@ def test_query_filters_and_ip_addresses_carry_the_server_rules(schema):
     assert incidents["category"]["pattern"] == text_pattern(max_length=100)
     refund_ip = schema["components"]["schemas"]["RefundInRequest"]["properties"]["ip"]
     assert refund_ip["anyOf"] == [{"format": "ipv4"}, {"format": "ipv6"}]
+
+
+def test_delete_rule_is_documented_as_what_it_does(schema, api):
+    responses = schema["paths"]["/api/v1/rules/{id}"]["delete"]["responses"]
+    assert "204" not in responses
+    assert responses["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/RuleOut"}
+    created = api.post(
+        "/api/v1/rules",
+        {
+            "code": "big-payout",
+            "name": "Big payout",
+            "scope": "payout",
+            "expression": "amount >= 1000000",
+            "action": "review",
+            "severity": "P1",
+            "mode": "shadow",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    deleted = api.delete(f"/api/v1/rules/{created.json()['id']}")
+    assert deleted.status_code == 200
+    assert deleted.json()["mode"] == "disabled"
+    assert Rule.objects.get(pk=created.json()["id"]).mode == Rule.Mode.DISABLED

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -196,7 +196,14 @@ class RuleDetailView(_RuleView):
         rule = rule_update(rule=rule, actor=_actor(request), **data.validated_data)
         return Response(RuleOutSerializer(rule).data)
 
-    @extend_schema(request=None, responses=RuleOutSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                RuleOutSerializer, description="The rule, disabled as a new version (rules are never deleted)."
+            )
+        },
+    )
     def delete(self, request, pk: int):
         """Rules are never deleted (hits refer to them): DELETE disables the rule, as a new version."""
         rule = rule_update(rule=self.get_own_rule(pk), actor=_actor(request), mode=Rule.Mode.DISABLED)
