@@ -4,6 +4,7 @@ import json
 import re
 from io import StringIO
 
+import jsonschema_rs
 import pytest
 from django.core.management import call_command
 from rest_framework.exceptions import ValidationError
@@ -199,6 +200,7 @@ def test_text_patterns_accept_exactly_what_the_text_fields_accept(multi_line, al
     pattern = re.compile(text_pattern(multi_line=multi_line, allow_blank=allow_blank, max_length=5))
     samples = ["a", "", " ", "a b", " a ", "a\x1c", "\x1ca", "a\x1cb", "a\nb", "a\tb", "a\x00", "\u2028", "a\u2028b"]
     samples += ["\x7f", "王小明", "a\r\nb", " \n ", "abcde", "abcdef", "  abcde  ", " abcdef ", "a   e", "a    f"]
+    samples += ["\x85\x0c", "\x1d\x8a", "\x85a\x85", "a\x85b", "\u3000", "\u3000a\u3000", "\x0b\x0b"]
     for sample in samples:
         try:
             field.run_validation(sample)
@@ -206,6 +208,8 @@ def test_text_patterns_accept_exactly_what_the_text_fields_accept(multi_line, al
         except ValidationError:
             accepted = False
         assert bool(pattern.fullmatch(sample)) == accepted, (sample, accepted)
+        # As clients and schemathesis read it (ECMA regex: its `\s` is not Python's).
+        assert jsonschema_rs.is_valid({"type": "string", "pattern": pattern.pattern}, sample) == accepted, sample
 
 
 def test_query_filters_and_ip_addresses_carry_the_server_rules(schema):

@@ -17,19 +17,22 @@ _SINGLE_LINE_REFUSED = r"\x00-\x1f\x7f\u2028\u2029"
 _MULTI_LINE_REFUSED = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
 _CONTROL = re.compile(f"[{_SINGLE_LINE_REFUSED}]")
 _CONTROL_MULTILINE = re.compile(f"[{_MULTI_LINE_REFUSED}]")
+# What str.strip() removes (str.isspace), written out: a schema regex's `\s` is ECMA's, which lacks
+# \x1c-\x1f and \x85.
+_TRIMMED = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
 def text_pattern(*, multi_line: bool = False, allow_blank: bool = True, max_length: int | None = None) -> str:
     r"""The schema pattern of a text field, its length included.
 
-    DRF trims whitespace (Python's, \x1c-\x1f included) from both ends before the character and
-    length checks, so the pattern lets any whitespace surround the text and counts only what is
-    between: a `maxLength` would refuse what the server accepts. A text that may not be blank needs
-    a character other than whitespace."""
+    DRF trims whitespace from both ends before the character and length checks, so the pattern
+    lets any whitespace surround the text and counts only what is between: a `maxLength` would
+    refuse what the server accepts. A text that may not be blank needs a character that is not
+    whitespace."""
     refused = _MULTI_LINE_REFUSED if multi_line else _SINGLE_LINE_REFUSED
     repeat = "*" if max_length is None else f"{{0,{max_length - 1}}}"
-    text = f"(?:[^{refused}]{repeat}[^\\s{refused}])"
-    return f"^\\s*{text}{'?' if allow_blank else ''}\\s*$"
+    text = f"(?:[^{refused}]{repeat}[^{_TRIMMED}{refused}])"
+    return f"^[{_TRIMMED}]*{text}{'?' if allow_blank else ''}[{_TRIMMED}]*$"
 
 
 class StrictBooleanField(serializers.BooleanField):
