@@ -30,6 +30,7 @@ from tests.payouts.conftest import (  # noqa: F401 (fixtures)
     fund_merchant,
     payout_settings,
     post,
+    signed_in,
     staff,
 )
 from tests.refunds.conftest import (  # noqa: F401 (fixtures)
@@ -156,7 +157,7 @@ def test_no_full_account_number_in_any_answer_page_log_message_or_row(
     statuses = set(Refund.objects.values_list("status", flat=True))
     assert statuses >= {"succeeded", "needs_action"}, statuses
 
-    staff(merchant, "checker")
+    checker = staff(merchant, "checker")
     fund_merchant(merchant, 500000)
     customer = customer_with_wallet(merchant, 20000)
     for url, body in (
@@ -170,7 +171,7 @@ def test_no_full_account_number_in_any_answer_page_log_message_or_row(
         assert created.status_code == 201, created.content
         keep(f"POST {url}", created)
         if created.json()["status"] == "pending_approval":
-            approved = api.post(f"{url}/{created.json()['id']}/approve", {"approver": "checker"}, format="json")
+            approved = signed_in(checker).post(f"{url}/{created.json()['id']}/approve", {}, format="json")
             keep(f"approve {url}", approved)
     clock.advance(5)
     deliver_webhooks()
