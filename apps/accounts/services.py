@@ -331,10 +331,6 @@ def account_unfreeze(*, freeze: AccountFreeze, actor: User | None, reason: str) 
 # (unconfirmed until its first code verifies), reset by an administrator in the admin.
 
 
-def _totp_devices(user: User):
-    return TOTPDevice.objects.devices_for_user(user, confirmed=None)
-
-
 def staff_totp_device(*, user: User, confirmed: bool = True) -> TOTPDevice | None:
     """The staff member's confirmed authenticator (or the one being enrolled), if any."""
     return TOTPDevice.objects.devices_for_user(user, confirmed=confirmed).first()
@@ -348,7 +344,7 @@ def staff_totp_enroll(*, user: User) -> TOTPDevice:
             raise ConflictError(
                 "You already have an authenticator; an administrator can reset it.", code="otp_already_enrolled"
             )
-        _totp_devices(user).delete()
+        TOTPDevice.objects.devices_for_user(user, confirmed=False).delete()
         return TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
 
 

@@ -10,7 +10,6 @@ import csv
 from datetime import date, datetime, timedelta
 
 import segno
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -719,7 +718,6 @@ def _security_page(request, *, error: str = "", status: int = 200):
         "enrolling": device,
         "error": error,
         "otp_field": OTP_FIELD,
-        "large_amount": settings.PAYOUT_LARGE_AMOUNT,
     }
     if device is not None:
         context["config_url"] = device.config_url

@@ -108,15 +108,26 @@ def test_the_demo_data_lets_a_newcomer_approve_a_large_payout(login, inproc_bank
 
     from apps.accounts.models import Merchant
     from apps.console.management.commands.seed_demo import DEMO_MERCHANT
+    from apps.payouts.services import payout_create
     from tests.console.support import LARGE
+    from tests.payouts.conftest import account_body, fund_merchant, payable
 
     out = io.StringIO()
     call_command("seed_demo", "--force", stdout=out)
     secrets = dict(re.findall(r"approver (\w+) / \S+: authenticator secret (\w+)", out.getvalue()))
     assert set(secrets) == {"finance", "demo"}
     merchant = Merchant.objects.get(name=DEMO_MERCHANT)
-    d = pending_payout(merchant, maker="api-key:demo")
-    assert d.amount >= settings.PAYOUT_LARGE_AMOUNT == LARGE
+    fund_merchant(merchant, LARGE)  # on top of the demo orders' commissions: the whole balance goes
+    d = payout_create(
+        merchant=merchant,
+        reference="demo-settlement",
+        amount=payable(merchant),
+        currency="CNY",
+        destination_account=account_body(),
+        actor="api-key:demo",
+    )
+    assert d.status == Disbursement.Status.PENDING_APPROVAL, d.prechecks.values_list("name", "result")
+    assert d.amount >= settings.PAYOUT_LARGE_AMOUNT
     url = f"/console/payouts/{d.pk}/approve"
 
     assert login(User.objects.get(username="finance")).post(url).status_code == 302
