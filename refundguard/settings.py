@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "apps.common",
     "apps.accounts",
     "apps.orders",
@@ -555,6 +557,12 @@ PAYOUT_REVIEW_NEW_DESTINATION = env.bool("PAYOUT_REVIEW_NEW_DESTINATION", defaul
 # Merchant staff roles that may approve (platform operators with is_staff may too) — through the
 # API, the admin and the console alike. Reviewers decide risk cases; money out is finance's.
 PAYOUT_APPROVER_ROLES = env.list("PAYOUT_APPROVER_ROLES", default=["owner", "finance"])
+# Second factor (django-otp, TOTP): the approval that completes a payout or withdrawal at or above
+# PAYOUT_LARGE_AMOUNT carries a code from the approver's confirmed authenticator, enrolled on the
+# console's security page. The issuer names RefundGuard in the authenticator app; a wrong code waits
+# OTP_TOTP_THROTTLE_FACTOR × 2^(failures − 1) seconds before the next try is even checked.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="RefundGuard")
+OTP_TOTP_THROTTLE_FACTOR = env.int("OTP_TOTP_THROTTLE_FACTOR", default=1)
 # FX simulation: a class (dotted path) answering rate(base=, quote=) → Decimal | None, and the
 # fixed-rate table the default source reads ("BASE:QUOTE": units of QUOTE per unit of BASE, as strings).
 PAYOUT_FX_RATE_SOURCE = env.str("PAYOUT_FX_RATE_SOURCE", default="apps.payouts.fx.FixedRateSource")

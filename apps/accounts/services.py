@@ -9,12 +9,13 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts.models import AccountFreeze, ApiKey, BankAccount, Customer, Merchant, User
 from apps.accounts.signals import account_unfrozen
 from apps.common import caching
 from apps.common.crypto import encrypt, fingerprint
-from apps.common.errors import ConflictError, ServiceError
+from apps.common.errors import ConflictError, ServiceError, UnprocessableError
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ API_KEY_PREFIX = "rg_"
 # Writing `last_used_at` on every request would turn reads into writes; once a minute is enough
 # for "when was this key last used".
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+# The request field that carries a second-factor code (API body, console form).
+OTP_FIELD = "otp_token"
 
 
 def api_key_hash(raw_key: str) -> str:
@@ -321,3 +324,80 @@ def account_unfreeze(*, freeze: AccountFreeze, actor: User | None, reason: str) 
             }
             transaction.on_commit(lambda: account_unfrozen.send(sender=AccountFreeze, **payload), robust=True)
     return freeze
+
+
+# --- second factor (django-otp TOTP) -------------------------------------------------------------
+# A staff member has at most one authenticator: enrolled on the console's security page
+# (unconfirmed until its first code verifies), reset by an administrator in the admin.
+
+
+def staff_totp_device(*, user: User, confirmed: bool = True) -> TOTPDevice | None:
+    """The staff member's confirmed authenticator (or the one being enrolled), if any."""
+    return TOTPDevice.objects.devices_for_user(user, confirmed=confirmed).first()
+
+
+def staff_totp_enroll(*, user: User) -> TOTPDevice:
+    """A fresh, unconfirmed authenticator (a new secret; an earlier unconfirmed one is dropped).
+    Refused while a confirmed one exists: replacing it is an administrator's act."""
+    with transaction.atomic():
+        if staff_totp_device(user=user) is not None:
+            raise ConflictError(
+                "You already have an authenticator; an administrator can reset it.", code="otp_already_enrolled"
+            )
+        TOTPDevice.objects.devices_for_user(user, confirmed=False).delete()
+        return TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+
+
+def _totp_refusal(device: TOTPDevice, token: str) -> UnprocessableError | None:
+    """Verify `token` on the locked `device`: None when it verifies (and is spent: the same code
+    never verifies twice), else the error to show. A failure counts towards django-otp's throttle."""
+    allowed, why = device.verify_is_allowed()
+    if not allowed:
+        until = why.get("locked_until") if why else None
+        wait = f" until {until:%H:%M:%S} UTC" if until else ""
+        return UnprocessableError(
+            f"Too many wrong codes: wait{wait} and try again.", code="otp_throttled", fields={OTP_FIELD: ["Wait."]}
+        )
+    if device.verify_token(token):
+        return None
+    return UnprocessableError(
+        "The code is wrong, expired or already used: enter the current code from your authenticator.",
+        code="otp_invalid",
+        fields={OTP_FIELD: ["Wrong, expired or already used."]},
+    )
+
+
+def staff_totp_confirm(*, user: User, token: str) -> TOTPDevice:
+    """Confirm the unconfirmed authenticator with its first code. UnprocessableError when the code
+    does not verify (the failure is counted: call it outside a transaction that will roll back)."""
+    device = staff_totp_device(user=user, confirmed=False)
+    if device is None:
+        raise ConflictError("Start the enrollment first.", code="otp_not_enrolling")
+    refusal = _totp_refusal(device, token.strip())
+    if refusal is not None:
+        raise refusal
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    return device
+
+
+def staff_totp_refusal(*, user: User, token: str) -> UnprocessableError | None:
+    """Why this second-factor code is refused for this staff member, or None when it verifies on
+    their confirmed authenticator (locked, then spent). Nothing is raised: the caller refuses its
+    action *after* its transaction commits, so that a wrong code still counts towards the throttle."""
+    device = TOTPDevice.objects.devices_for_user(user, confirmed=True).select_for_update().first()
+    if device is None:
+        return UnprocessableError(
+            "This approval needs a code from your authenticator and you have none: enroll one on the "
+            "console's security page (/console/security/) first.",
+            code="otp_not_enrolled",
+            fields={OTP_FIELD: ["Enroll an authenticator first."]},
+        )
+    token = (token or "").strip()
+    if not token:
+        return UnprocessableError(
+            "This approval needs the current 6-digit code from your authenticator.",
+            code="otp_required",
+            fields={OTP_FIELD: ["Required for this approval."]},
+        )
+    return _totp_refusal(device, token)

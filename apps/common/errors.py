@@ -26,6 +26,13 @@ class NotFoundError(ServiceError):
     code = "not_found"
 
 
+class ForbiddenError(ServiceError):
+    """The caller may not take this action at all (whatever the object's state)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "forbidden"
+
+
 class ConflictError(ServiceError):
     status_code = status.HTTP_409_CONFLICT
     code = "conflict"

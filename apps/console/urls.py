@@ -47,4 +47,5 @@ urlpatterns = [
     path("rules/<console_id:pk>/test", views.rule_test_existing_view, name="rule_test_existing"),
     path("reports/", views.reports, name="reports"),
     path("reports/<str:name>.csv", views.report_csv, name="report_csv"),
+    path("security/", views.security_page, name="security"),
 ]

@@ -16,7 +16,7 @@ from rest_framework.settings import api_settings
 
 from apps.accounts.models import User
 from apps.common.api import MerchantAPIView
-from apps.common.errors import ServiceError
+from apps.common.errors import ForbiddenError, ServiceError
 from apps.common.fields import (
     CurrencyField,
     MinorUnitsField,
@@ -106,10 +106,15 @@ class WithdrawalInSerializer(_MovementInSerializer):
 
 
 class ApproveSerializer(StrictSerializerMixin, serializers.Serializer):
-    approver = SingleLineCharField(
-        max_length=150, required=False, help_text="Approving staff username (required with an API key)."
-    )
     note = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
+    otp_token = serializers.CharField(
+        max_length=8,
+        required=False,
+        allow_blank=True,
+        validators=[RegexValidator(r"^[0-9]{6,8}$", "The code is 6–8 digits.")],
+        help_text="The current code of your authenticator: required on the approval that completes a "
+        "payout or withdrawal at or above PAYOUT_LARGE_AMOUNT.",
+    )
 
 
 class NoteSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -342,34 +347,31 @@ class WithdrawalDetailView(PayoutDetailView):
         return super().get(request, pk)
 
 
-def _approver(request, merchant, username: str | None) -> User:
-    user = request.user
-    if isinstance(user, User):
-        if username and username != user.get_username():
-            raise ServiceError(
-                "Signed in as another staff member.", fields={"approver": ["Must be you when signed in."]}
-            )
-        return user
-    if not username:
-        raise ServiceError(
-            "Name the approving staff member.", fields={"approver": ["Required with API key authentication."]}
+def _approver(request) -> User:
+    """Approving is a person's act: the signed-in staff member. An API key identifies a merchant,
+    not a person, so it cannot approve (one key could otherwise play both checkers)."""
+    if not isinstance(request.user, User):
+        raise ForbiddenError(
+            "Approvals come from a signed-in staff member, not an API key: approve in the console "
+            "(/console/approvals/), or call this endpoint with a staff session.",
+            code="approval_needs_staff_session",
         )
-    approver = User.objects.filter(username=username, merchant=merchant, is_active=True).first()
-    if approver is None:
-        raise ServiceError(
-            "No such staff member.", fields={"approver": ["No staff member of yours has this username."]}
-        )
-    return approver
+    return request.user
 
 
 class PayoutApproveView(_KindMixin, MerchantAPIView):
     @extend_schema(request=ApproveSerializer, responses=PayoutDetailSerializer)
     def post(self, request, pk: int):
         d = self.get_object(pk)
+        approver = _approver(request)
         data = ApproveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        approver = _approver(request, self.merchant, data.validated_data.get("approver"))
-        payout_approve(disbursement_id=d.pk, approver=approver, note=data.validated_data.get("note", ""))
+        payout_approve(
+            disbursement_id=d.pk,
+            approver=approver,
+            note=data.validated_data.get("note", ""),
+            otp_token=data.validated_data.get("otp_token", ""),
+        )
         return self.respond(d.pk)
 
 

@@ -35,7 +35,12 @@ from django.utils import timezone
 
 from apps.accounts.models import BankAccount, Customer, Merchant, User
 from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen, freeze_hold_for
-from apps.accounts.services import account_freeze, bank_account_get_or_create, bank_account_mark_verified
+from apps.accounts.services import (
+    account_freeze,
+    bank_account_get_or_create,
+    bank_account_mark_verified,
+    staff_totp_refusal,
+)
 from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
@@ -605,13 +610,21 @@ def _check_approver(d: Disbursement, approver: User) -> None:
         )
 
 
-def payout_approve(*, disbursement_id: int, approver: User, note: str = "") -> Disbursement:
+def payout_needs_second_factor(d: Disbursement) -> bool:
+    """The approval that would complete a large movement (the second of its two) needs a code."""
+    large = "large_amount" in d.review_reasons or d.source_amount >= settings.PAYOUT_LARGE_AMOUNT
+    return large and Approval.objects.filter(disbursement=d).exists()
+
+
+def payout_approve(*, disbursement_id: int, approver: User, note: str = "", otp_token: str = "") -> Disbursement:
     """One staff approval (checker) of a payout or withdrawal waiting for approval.
 
     Maker-checker: the person who created it cannot approve it (422 creator_cannot_approve), and
-    nobody approves twice (409 duplicate_approver); a large one needs two different approvers.
-    When enough approvals are in, it moves to `approved` and its submission is scheduled. Locks
-    the row; ServiceError (nothing written) for anything else than `pending_approval`.
+    nobody approves twice (409 duplicate_approver); a large one needs two different approvers, and
+    the second of them the current code of their authenticator (`otp_token`; 422 otp_required,
+    otp_invalid for a wrong or already used one, otp_not_enrolled, otp_throttled). When enough
+    approvals are in, it moves to `approved` and its submission is scheduled. Locks the row;
+    ServiceError (nothing written) for anything else than `pending_approval`.
     """
     with transaction.atomic():
         d = _lock(disbursement_id)
@@ -633,20 +646,31 @@ def payout_approve(*, disbursement_id: int, approver: User, note: str = "") -> D
                 code="duplicate_approver",
                 fields={"approver": ["Already approved."]},
             )
-        try:
-            with transaction.atomic():
-                Approval.objects.create(disbursement=d, approver=approver, note=note)
-        except IntegrityError:
-            raise ConflictError(f"{username} has already approved this {d.kind}.", code="duplicate_approver") from None
-        count = Approval.objects.filter(disbursement=d).count()
-        party = _approver_party(approver)
-        detail = {"approvals": count, "required": d.required_approvals, "note": note}
-        if count >= max(1, d.required_approvals):
-            _move(d, "approve", code="approved", party=party, actor=username, detail=detail)
-            _schedule_submit(d)
-        else:
-            _record(d, code="approval_recorded", party=party, actor=username, from_status=d.status, detail=detail)
+        # Checked last, under the row lock. A refused code is raised after the block: the block
+        # then commits only django-otp's failure count (its guessing throttle), no approval.
+        refusal = staff_totp_refusal(user=approver, token=otp_token) if payout_needs_second_factor(d) else None
+        if refusal is None:
+            _approval_record(d, approver, note)
+    if refusal is not None:
+        raise refusal
     return d
+
+
+def _approval_record(d: Disbursement, approver: User, note: str) -> None:
+    username = approver.get_username()
+    try:
+        with transaction.atomic():
+            Approval.objects.create(disbursement=d, approver=approver, note=note)
+    except IntegrityError:
+        raise ConflictError(f"{username} has already approved this {d.kind}.", code="duplicate_approver") from None
+    count = Approval.objects.filter(disbursement=d).count()
+    party = _approver_party(approver)
+    detail = {"approvals": count, "required": d.required_approvals, "note": note}
+    if count >= max(1, d.required_approvals):
+        _move(d, "approve", code="approved", party=party, actor=username, detail=detail)
+        _schedule_submit(d)
+    else:
+        _record(d, code="approval_recorded", party=party, actor=username, from_status=d.status, detail=detail)
 
 
 def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbursement:

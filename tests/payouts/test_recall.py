@@ -27,6 +27,7 @@ from tests.payouts.conftest import (
     payable,
     payout_body,
     post,
+    signed_in,
     staff,
     wallet,
     withdrawal_body,
@@ -40,13 +41,13 @@ S = Disbursement.Status
 @pytest.fixture
 def paid(api, merchant, inproc_bank, payout_settings, clock, django_capture_on_commit_callbacks):
     """Make a payout or withdrawal and see it paid."""
-    staff(merchant, "checker")
+    checker = signed_in(staff(merchant, "checker"))
 
     def make(url: str, body: dict) -> Disbursement:
         with django_capture_on_commit_callbacks(execute=True):
             created = post(api, url, body)
             assert created.status_code == 201, created.content
-            approved = api.post(f"{url}/{created.json()['id']}/approve", {"approver": "checker"}, format="json")
+            approved = checker.post(f"{url}/{created.json()['id']}/approve", {}, format="json")
             assert approved.status_code == 200, approved.content
         clock.advance(SETTLE_AFTER)
         deliver_webhooks()
@@ -202,7 +203,7 @@ def test_freezing_a_payout_waiting_for_approval_holds_it_and_nothing_is_sent(
     assert d.status == S.HELD
     assert frozen["steps"][-1]["detail"]["held"] is True
     with django_capture_on_commit_callbacks(execute=True):
-        refused = api.post(f"{PAYOUTS}/{d.pk}/approve", {"approver": checker.username}, format="json")
+        refused = signed_in(checker).post(f"{PAYOUTS}/{d.pk}/approve", {}, format="json")
     assert refused.status_code == 409
     assert Approval.objects.count() == 0
     assert calls(d, "submit") == 0
