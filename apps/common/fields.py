@@ -1,4 +1,5 @@
-"""Serializer fields shared by every API: strict money, currency, single-line text and phone."""
+"""Serializer fields shared by every API: strict money, currency, single-line text, ids that appear in
+URLs, and phone."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 
 import phonenumbers
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -72,6 +74,36 @@ class SingleLineCharField(serializers.CharField):
         value = super().to_internal_value(data)
         if _CONTROL.search(value):
             self.fail("control")
+        return value
+
+
+PATH_SEGMENT_MESSAGE = "Must be usable as one URL path segment: no '/', '\\' or control characters, and not only dots."
+
+
+def validate_path_segment(value: str) -> None:
+    """The one rule for ids a merchant chooses that RefundGuard later puts in a URL path or query
+    (customer external_id, product sku, order external_id): a '/' or '\\' would split the path,
+    '.' and '..' are resolved away by clients and proxies, control characters never arrive intact.
+    Such an object could be created but never reached again. Model fields carry it for the admin."""
+    if "/" in value or "\\" in value or _CONTROL.search(value) or value.strip(".") == "":
+        raise ValidationError(PATH_SEGMENT_MESSAGE, code="path_segment")
+
+
+class PathSegmentField(SingleLineCharField):
+    """A merchant-chosen id that appears in URLs; see `validate_path_segment`."""
+
+    default_error_messages = {"path_segment": PATH_SEGMENT_MESSAGE}
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 100)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            validate_path_segment(value)
+        except ValidationError:
+            self.fail("path_segment")
         return value
 
 
