@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so it sees every error response (apps/common/middleware.py).
     "apps.common.middleware.JSONErrorMiddleware",
+    # Bodies sent chunked: read within DATA_UPLOAD_MAX_MEMORY_SIZE, never as empty.
+    "apps.common.middleware.ChunkedBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
