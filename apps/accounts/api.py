@@ -10,7 +10,13 @@ from apps.accounts.selectors import customer_list_for_merchant
 from apps.accounts.services import account_freeze_from_request, account_unfreeze, customer_create, customer_update
 from apps.common.api import MerchantAPIView
 from apps.common.errors import ConflictError
-from apps.common.fields import MultiLineCharField, PhoneField, SingleLineCharField, StrictSerializerMixin
+from apps.common.fields import (
+    MultiLineCharField,
+    PathSegmentField,
+    PhoneField,
+    SingleLineCharField,
+    StrictSerializerMixin,
+)
 
 
 class AccountInSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -25,7 +31,7 @@ class AccountInSerializer(StrictSerializerMixin, serializers.Serializer):
 
 
 class CustomerInSerializer(StrictSerializerMixin, serializers.Serializer):
-    external_id = SingleLineCharField(max_length=100)
+    external_id = PathSegmentField(max_length=100)
     name = SingleLineCharField(max_length=200)
     phone = PhoneField(required=False, allow_blank=True)
     email = serializers.EmailField(required=False, allow_blank=True, max_length=254)

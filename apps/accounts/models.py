@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.common.crypto import decrypt, mask_account_number
+from apps.common.fields import validate_path_segment
 
 
 class Locale(models.TextChoices):
@@ -78,7 +79,7 @@ class Customer(models.Model):
         WATCH = "watch", "Watch (set by staff)"
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="customers")
-    external_id = models.CharField(max_length=100)
+    external_id = models.CharField(max_length=100, validators=[validate_path_segment])
     name = models.CharField(max_length=200)
     phone = models.CharField(max_length=32, blank=True)
     email = models.EmailField(max_length=254, blank=True)

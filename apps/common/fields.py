@@ -1,4 +1,5 @@
-"""Serializer fields shared by every API: strict money, currency, single-line text and phone."""
+"""Serializer fields shared by every API: strict money, currency, single-line text, ids that appear in
+URLs, and phone."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 
 import phonenumbers
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -73,6 +75,30 @@ class SingleLineCharField(serializers.CharField):
         if _CONTROL.search(value):
             self.fail("control")
         return value
+
+
+# The one rule for ids a merchant chooses that RefundGuard later puts in a URL path or query
+# (customer external_id, product sku, order external_id): a '/' or '\\' would split the path, '.'
+# and '..' are resolved away by clients and proxies, control characters never arrive intact. Such an
+# object could be created and then never reached again. A RegexValidator, so model fields (the
+# admin) and serializers share it and the OpenAPI schema shows it as the field's `pattern`.
+_SEGMENT_CHAR = r"[^/\\\x00-\x1f\x7f\u2028\u2029]"
+_SEGMENT_NOT_DOT = r"[^./\\\x00-\x1f\x7f\u2028\u2029]"
+validate_path_segment = RegexValidator(
+    # Leading dots, then one character that is not a dot: linear to match or refuse, however long.
+    regex=rf"\A\.*{_SEGMENT_NOT_DOT}{_SEGMENT_CHAR}*\Z",
+    message="Must be usable as one URL path segment: no '/', '\\' or control characters, and not only dots.",
+    code="path_segment",
+)
+
+
+class PathSegmentField(SingleLineCharField):
+    """A merchant-chosen id that appears in URLs; see `validate_path_segment`."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 100)
+        super().__init__(**kwargs)
+        self.validators.append(validate_path_segment)
 
 
 class MultiLineCharField(serializers.CharField):

@@ -1,7 +1,9 @@
 """Inbound channel webhooks: POST /webhooks/channels/<code>/.
 
-400 {"error": ...} for anything that fails authentication or parsing (nothing written), 404 for
-an unknown channel, 405 for other methods, 200 {"status": "accepted" | "duplicate"} otherwise.
+400 {"error": ...} for anything that fails authentication or parsing (nothing written; the body is
+bounded in size and nesting depth before it is parsed, apps/common/parsers.py), 413 for a body over
+DATA_UPLOAD_MAX_MEMORY_SIZE, 404 for an unknown channel, 405 (with `Allow`) for other methods,
+200 {"status": "accepted" | "duplicate"} otherwise.
 Banks retry on anything but 2xx, so a handler failure answers 500 and the event comes again.
 """
 
@@ -38,7 +40,7 @@ def channel_webhook(request, code: str):
         return _error(404, exc.code, exc.message)
     except WebhookRejected as exc:
         logger.warning("webhook for channel %s rejected: %s", code, exc.code)
-        return _error(400, exc.code, str(exc))
+        return _error(413 if exc.code == "payload_too_large" else 400, exc.code, str(exc))
     except ChannelError as exc:
         logger.error("webhook for channel %s cannot be handled: %s", code, exc)
         return _error(503, "channel_misconfigured", "This channel cannot receive webhooks now.")

@@ -5,7 +5,8 @@ Twilio delivery reports:
 
 Every request is authenticated with Twilio's `X-Twilio-Signature` (HMAC-SHA1 of the public URL and
 the form parameters, keyed with the account's auth token) before anything is read or written.
-403 for a missing or wrong signature (or no token configured), 400 without a sid or status, 404
+403 for a missing or wrong signature (or no token configured), 413 for a body over
+DATA_UPLOAD_MAX_MEMORY_SIZE, 400 for a form over DATA_UPLOAD_MAX_NUMBER_FIELDS or without a sid or status, 404
 for a sid RefundGuard never sent, 204 otherwise — a replayed report too, so Twilio stops retrying.
 The callback URL names the message (`?n=<id>`), so a report that overtakes the dispatch's own
 record of the sid still finds its row.
@@ -16,8 +17,9 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from twilio.request_validator import RequestValidator
@@ -56,9 +58,11 @@ def twilio_status(request):
         logger.warning("twilio status callback refused: TWILIO_AUTH_TOKEN is not configured")
         return _error(403, "signature_unverifiable", "Twilio callbacks cannot be verified here.")
     try:
-        valid = _signature_valid(request)
+        valid = _signature_valid(request)  # reads the form: bounded by Django's DATA_UPLOAD_MAX_* settings
     except RequestDataTooBig:
         return _error(413, "payload_too_large", "Request body is too large.")
+    except (TooManyFieldsSent, MultiPartParserError):
+        return _error(400, "payload_invalid", "The report's form body could not be parsed within its bounds.")
     if not valid:
         # Never the body: it holds phone numbers, and a forged one is not worth keeping.
         logger.warning(

@@ -9,6 +9,7 @@ from apps.common.api import MerchantAPIView
 from apps.common.fields import (
     CurrencyField,
     MinorUnitsField,
+    PathSegmentField,
     SingleLineCharField,
     StrictSerializerMixin,
 )
@@ -49,7 +50,7 @@ class RefundPolicySerializer(StrictSerializerMixin, serializers.ModelSerializer)
 
 
 class ProductInSerializer(StrictSerializerMixin, serializers.Serializer):
-    sku = SingleLineCharField(max_length=100)
+    sku = PathSegmentField(max_length=100)
     name = SingleLineCharField(max_length=200)
     kind = serializers.ChoiceField(choices=Product.Kind.choices)
     price = MinorUnitsField()
@@ -123,7 +124,7 @@ def masked_account(account) -> dict | None:
 
 
 class OrderInSerializer(StrictSerializerMixin, serializers.Serializer):
-    external_id = SingleLineCharField(max_length=100)
+    external_id = PathSegmentField(max_length=100)
     customer = SingleLineCharField(max_length=100)
     product = SingleLineCharField(max_length=100)
     amount = MinorUnitsField()

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.common.parsers import JSONRefused, JSONTooLarge, strict_json_loads
 from apps.gateways import reasons
 from apps.gateways.base import (
     Account,
@@ -219,7 +220,13 @@ class SandboxAdapter(ChannelAdapter):
             tolerance=settings.CHANNEL_WEBHOOK_TOLERANCE_SECONDS,
         )
         try:
-            event = json.loads(body, object_pairs_hook=_no_duplicate_keys)
+            # Bounded in size and depth before parsing; floats as the bank sends them (never amounts).
+            event = strict_json_loads(body, parse_float=float)
+        except JSONTooLarge as exc:
+            raise WebhookRejected(str(exc), code="payload_too_large") from exc
+        except JSONRefused as exc:
+            raise WebhookRejected(f"Webhook body is not a valid event: {exc}", code="payload_invalid") from exc
+        try:
             if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
                 raise _BadAnswer("event shape")
             event_id = event["id"]
