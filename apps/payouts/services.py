@@ -36,6 +36,7 @@ from django.utils import timezone
 from apps.accounts.models import BankAccount, Customer, Merchant, User
 from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen, freeze_hold_for
 from apps.accounts.services import account_freeze, bank_account_get_or_create, bank_account_mark_verified
+from apps.common.audit import audit_record
 from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
@@ -410,7 +411,29 @@ def _create(*, kind: str, actor: str, **fields) -> Disbursement:
     party = Party.MERCHANT if kind == Kind.PAYOUT else Party.CUSTOMER
     _record(d, code="created", party=party, actor=actor, detail={"amount": d.amount, "currency": d.currency})
     _move(d, "start_checks", code="checking", party=Party.PLATFORM, actor="system")
+    _audit(
+        d,
+        "create",
+        after={
+            "reference": d.reference,
+            "amount": d.amount,
+            "currency": d.currency,
+            "destination_account": d.destination_account.masked_number,
+        },
+    )
     return d
+
+
+def _audit(d: Disbursement, verb: str, *, before: dict | None = None, after: dict | None = None) -> None:
+    """The audit row of a staff or money-moving action on `d` ("payout.approve", "withdrawal.cancel"…)."""
+    audit_record(
+        action=f"{d.kind}.{verb}",
+        target_type=d.kind,
+        target_id=d.pk,
+        merchant_id=d.merchant_id,
+        before=before,
+        after=after,
+    )
 
 
 def _checks_after_create(d: Disbursement) -> Disbursement:
@@ -646,6 +669,12 @@ def payout_approve(*, disbursement_id: int, approver: User, note: str = "") -> D
             _schedule_submit(d)
         else:
             _record(d, code="approval_recorded", party=party, actor=username, from_status=d.status, detail=detail)
+        _audit(
+            d,
+            "approve",
+            before={"status": S.PENDING_APPROVAL, "approvals": count - 1},
+            after={"status": d.status, "approvals": count, "approver": username},
+        )
     return d
 
 
@@ -661,6 +690,7 @@ def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbu
                 f"This {d.kind} is held by a freeze: it goes on by itself when the freeze is lifted.",
                 code="held_by_freeze",
             )
+        before = {"status": d.status, "required_approvals": d.required_approvals}
         d.required_approvals = max(1, d.required_approvals)
         d.review_reasons = sorted({*d.review_reasons, "released_from_hold"})
         _move(
@@ -672,6 +702,7 @@ def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbu
             fields=["required_approvals", "review_reasons"],
             detail={"note": note, "hold_reason": d.hold_reason},
         )
+        _audit(d, "release", before=before, after={"status": d.status, "required_approvals": d.required_approvals})
     return d
 
 
@@ -683,6 +714,7 @@ def payout_cancel(*, disbursement_id: int, actor: str, party: str = Party.MERCHA
         cancellable = (S.CREATED, S.CHECKING, S.PENDING_APPROVAL, S.APPROVED, S.HELD, S.FAILED)
         if d.status not in cancellable:
             raise ConflictError(f"A {d.kind} that is {d.status} can no longer be cancelled.", code="invalid_state")
+        before = {"status": d.status}
         _release_funds(d, "cancelled")
         d.next_poll_at = None
         _move(
@@ -694,6 +726,7 @@ def payout_cancel(*, disbursement_id: int, actor: str, party: str = Party.MERCHA
             fields=["next_poll_at", "has_funds_in_flight"],
             detail={"note": note},
         )
+        _audit(d, "cancel", before=before, after={"status": d.status, "note": note})
     return d
 
 
@@ -1171,6 +1204,12 @@ def payout_retry(*, disbursement_id: int) -> Disbursement:
             actor="system",
             fields=["retry_count"],
             detail={"retry_count": d.retry_count},
+        )
+        _audit(
+            d,
+            "retry",
+            before={"status": S.FAILED, "retry_count": d.retry_count - 1},
+            after={"status": d.status, "retry_count": d.retry_count},
         )
     return payout_submit(disbursement_id=disbursement_id)
 
