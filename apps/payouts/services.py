@@ -1302,6 +1302,7 @@ def payout_recall_request(*, disbursement_id: int, actor: str, note: str = "") -
         d = _lock(disbursement_id)
         if d.status not in (S.PAID, S.RECALL_FAILED) or d.channel is None:
             raise ConflictError(f"Only a paid {d.kind} can be recalled (this one is {d.status}).", code="invalid_state")
+        before = {"status": d.status}
         d.recall_seq += 1
         d.next_poll_at = timezone.now() + settings.PAYOUT_POLL_INTERVAL
         _move(
@@ -1314,6 +1315,7 @@ def payout_recall_request(*, disbursement_id: int, actor: str, note: str = "") -
             detail={"note": note},
         )
         _incident_step(_open_incident(d), IncidentStep.Action.RECALL_REQUESTED, actor=actor, notes=note)
+        _audit(d, "recall", before=before, after={"status": d.status, "note": note})
         pk = d.pk
         from apps.payouts.tasks import payout_recall_task  # tasks import this module
 
