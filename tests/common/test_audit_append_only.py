@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib import admin
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test import RequestFactory
 
 from apps.alerts.models import Alert, AlertEvent
@@ -121,6 +121,22 @@ def test_the_database_refuses_to_change_or_delete_an_audit_row(model, merchant):
     assert _refused(lambda: rows.update(**{text_field: "rewritten"}))
     assert _refused(rows.delete)
     assert getattr(model.objects.get(pk=row.pk), text_field) == getattr(row, text_field)
+
+
+def test_plain_sql_cannot_update_or_delete_an_audit_log_row(merchant):
+    """Whatever the code path (a raw cursor, a shell), the application's role cannot rewrite history."""
+    entry = audit_record(
+        action="freeze.lift", target_type="freeze", target_id=7, merchant_id=merchant.pk, after={"lifted_at": "now"}
+    )
+
+    def run(sql: str):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [entry.pk])
+
+    assert _refused(lambda: run("UPDATE common_auditentry SET actor = 'someone else', after = '{}' WHERE id = %s"))
+    assert _refused(lambda: run("DELETE FROM common_auditentry WHERE id = %s"))
+    kept = AuditEntry.objects.get(pk=entry.pk)
+    assert (kept.actor, kept.after) == (entry.actor, {"lifted_at": "now"})
 
 
 @pytest.mark.parametrize("model", [*AUDIT_MODELS, LedgerEntry], ids=lambda m: m.__name__)
