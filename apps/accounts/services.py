@@ -14,6 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.accounts.models import AccountFreeze, ApiKey, BankAccount, Customer, Merchant, User
 from apps.accounts.signals import account_unfrozen
 from apps.common import caching
+from apps.common.audit import audit_record
 from apps.common.crypto import encrypt, fingerprint
 from apps.common.errors import ConflictError, ServiceError, UnprocessableError
 
@@ -35,7 +36,15 @@ def api_key_hash(raw_key: str) -> str:
 def api_key_create(*, merchant: Merchant, name: str = "default", raw_key: str | None = None) -> tuple[ApiKey, str]:
     """Issue a key for `merchant`; the raw key is returned once and never stored."""
     raw = raw_key or API_KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(merchant=merchant, name=name, prefix=raw[:11], key_hash=api_key_hash(raw))
+    with transaction.atomic():
+        key = ApiKey.objects.create(merchant=merchant, name=name, prefix=raw[:11], key_hash=api_key_hash(raw))
+        audit_record(
+            action="api_key.create",
+            target_type="api_key",
+            target_id=key.pk,
+            merchant_id=merchant.pk,
+            after={"name": name, "prefix": key.prefix},
+        )
     return key, raw
 
 
@@ -81,7 +90,18 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Revoke a key (once: revoking a revoked key changes nothing and records nothing)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now):
+            audit_record(
+                action="api_key.revoke",
+                target_type="api_key",
+                target_id=api_key.pk,
+                merchant_id=api_key.merchant_id,
+                before={"prefix": api_key.prefix, "revoked_at": None},
+                after={"prefix": api_key.prefix, "revoked_at": now.isoformat()},
+            )
     caching.changed(API_KEYS)
 
 
@@ -249,14 +269,26 @@ def account_freeze(
     for subject in (customer, bank_account):
         if subject is not None and subject.merchant_id != merchant.pk:
             raise ServiceError("Subject belongs to another merchant.", code="not_found")
-    freeze = AccountFreeze.objects.create(
-        merchant=merchant,
-        customer=customer,
-        bank_account=bank_account,
-        reason=reason,
-        actor=actor,
-        actor_label=actor_label or (actor.get_username() if actor else "system"),
-    )
+    with transaction.atomic():
+        freeze = AccountFreeze.objects.create(
+            merchant=merchant,
+            customer=customer,
+            bank_account=bank_account,
+            reason=reason,
+            actor=actor,
+            actor_label=actor_label or (actor.get_username() if actor else "system"),
+        )
+        audit_record(
+            action="freeze.create",
+            target_type="freeze",
+            target_id=freeze.pk,
+            merchant_id=merchant.pk,
+            after={
+                "customer": customer.external_id if customer else None,
+                "bank_account": bank_account.masked_number if bank_account else None,
+                "reason": reason,
+            },
+        )
     logger.info("account frozen freeze=%s merchant=%s by=%s", freeze.pk, merchant.pk, freeze.actor_label)
     return freeze
 
@@ -316,6 +348,14 @@ def account_unfreeze(*, freeze: AccountFreeze, actor: User | None, reason: str) 
         freeze.refresh_from_db()
         if updated:
             logger.info("account freeze lifted freeze=%s", freeze.pk)
+            audit_record(
+                action="freeze.lift",
+                target_type="freeze",
+                target_id=freeze.pk,
+                merchant_id=freeze.merchant_id,
+                before={"lifted_at": None},
+                after={"lifted_at": freeze.lifted_at.isoformat(), "lift_reason": reason},
+            )
             payload = {
                 "freeze_id": freeze.pk,
                 "merchant_id": freeze.merchant_id,

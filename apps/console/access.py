@@ -67,6 +67,21 @@ def staff_view(view):
     return wrapper
 
 
+def staff_or_operator_view(view):
+    """Like `staff_view`, but a platform operator (staff of no merchant, `is_staff`) is let in too,
+    with `request.merchant` None: the view then shows every merchant's rows."""
+
+    @login_required
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        request.merchant = request.user.merchant
+        if request.merchant is None and not request.user.is_staff:
+            return render(request, "console/no_merchant.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def not_found(request, what: str, pk) -> Http404:
     """The 404 for an object outside the user's merchant (or missing): logged, nothing revealed."""
     logger.warning(

@@ -25,14 +25,15 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.models import Customer, User
+from apps.common.audit import audit_record
 from apps.common.errors import NotFoundError
 from apps.common.polling import backoff
 from apps.common.publish import publish_after_commit
 from apps.common.rows import Columns
 from apps.notifications import policy
-from apps.notifications.models import Channel, Notification, Preference, Priority, ProviderStatusEvent
+from apps.notifications.models import Channel, Notification, Preference, Priority, ProviderStatusEvent, Template
 from apps.notifications.providers import Provider, ProviderError, PushProvider, SendResult, provider_for
-from apps.notifications.rendering import render
+from apps.notifications.rendering import forget_templates, render
 
 logger = logging.getLogger(__name__)
 S = Notification.Status
@@ -561,3 +562,42 @@ def preference_set(
         preference.time_zone = time_zone
     preference.save()
     return preference
+
+
+# --- templates --------------------------------------------------------------------------------------
+
+_TEMPLATE_FIELDS = ("key", "channel", "locale", "version", "subject", "body", "rollout_percent", "is_active")
+
+
+def template_save(*, template: Template, before: dict | None = None) -> Template:
+    """Save a template an operator added or edited (admin), with its audit row; `before` holds the old
+    values of the fields that changed (None for a new template). Every process re-reads templates
+    after commit."""
+    is_new = template.pk is None
+    with transaction.atomic():
+        template.save()
+        changed = _TEMPLATE_FIELDS if is_new else tuple(before or ())
+        audit_record(
+            action="template.create" if is_new else "template.change",
+            target_type="template",
+            target_id=template.pk,
+            merchant_id=None,
+            before={} if is_new else before,
+            after={name: getattr(template, name) for name in changed},
+        )
+    transaction.on_commit(forget_templates)
+    return template
+
+
+def template_delete(*, template: Template) -> None:
+    """Remove a template (the audit log keeps its last wording)."""
+    with transaction.atomic():
+        audit_record(
+            action="template.delete",
+            target_type="template",
+            target_id=template.pk,
+            merchant_id=None,
+            before={name: getattr(template, name) for name in _TEMPLATE_FIELDS},
+        )
+        template.delete()
+    transaction.on_commit(forget_templates)

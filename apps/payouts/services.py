@@ -41,6 +41,7 @@ from apps.accounts.services import (
     bank_account_mark_verified,
     staff_totp_refusal,
 )
+from apps.common.audit import audit_record
 from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
@@ -415,7 +416,29 @@ def _create(*, kind: str, actor: str, **fields) -> Disbursement:
     party = Party.MERCHANT if kind == Kind.PAYOUT else Party.CUSTOMER
     _record(d, code="created", party=party, actor=actor, detail={"amount": d.amount, "currency": d.currency})
     _move(d, "start_checks", code="checking", party=Party.PLATFORM, actor="system")
+    _audit(
+        d,
+        "create",
+        after={
+            "reference": d.reference,
+            "amount": d.amount,
+            "currency": d.currency,
+            "destination_account": d.destination_account.masked_number,
+        },
+    )
     return d
+
+
+def _audit(d: Disbursement, verb: str, *, before: dict | None = None, after: dict | None = None) -> None:
+    """The audit row of a staff or money-moving action on `d` ("payout.approve", "withdrawal.cancel"…)."""
+    audit_record(
+        action=f"{d.kind}.{verb}",
+        target_type=d.kind,
+        target_id=d.pk,
+        merchant_id=d.merchant_id,
+        before=before,
+        after=after,
+    )
 
 
 def _checks_after_create(d: Disbursement) -> Disbursement:
@@ -671,6 +694,12 @@ def _approval_record(d: Disbursement, approver: User, note: str) -> None:
         _schedule_submit(d)
     else:
         _record(d, code="approval_recorded", party=party, actor=username, from_status=d.status, detail=detail)
+    _audit(
+        d,
+        "approve",
+        before={"status": S.PENDING_APPROVAL, "approvals": count - 1},
+        after={"status": d.status, "approvals": count, "approver": username},
+    )
 
 
 def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbursement:
@@ -685,6 +714,7 @@ def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbu
                 f"This {d.kind} is held by a freeze: it goes on by itself when the freeze is lifted.",
                 code="held_by_freeze",
             )
+        before = {"status": d.status, "required_approvals": d.required_approvals}
         d.required_approvals = max(1, d.required_approvals)
         d.review_reasons = sorted({*d.review_reasons, "released_from_hold"})
         _move(
@@ -696,6 +726,7 @@ def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbu
             fields=["required_approvals", "review_reasons"],
             detail={"note": note, "hold_reason": d.hold_reason},
         )
+        _audit(d, "release", before=before, after={"status": d.status, "required_approvals": d.required_approvals})
     return d
 
 
@@ -707,6 +738,7 @@ def payout_cancel(*, disbursement_id: int, actor: str, party: str = Party.MERCHA
         cancellable = (S.CREATED, S.CHECKING, S.PENDING_APPROVAL, S.APPROVED, S.HELD, S.FAILED)
         if d.status not in cancellable:
             raise ConflictError(f"A {d.kind} that is {d.status} can no longer be cancelled.", code="invalid_state")
+        before = {"status": d.status}
         _release_funds(d, "cancelled")
         d.next_poll_at = None
         _move(
@@ -718,6 +750,7 @@ def payout_cancel(*, disbursement_id: int, actor: str, party: str = Party.MERCHA
             fields=["next_poll_at", "has_funds_in_flight"],
             detail={"note": note},
         )
+        _audit(d, "cancel", before=before, after={"status": d.status, "note": note})
     return d
 
 
@@ -1196,6 +1229,12 @@ def payout_retry(*, disbursement_id: int) -> Disbursement:
             fields=["retry_count"],
             detail={"retry_count": d.retry_count},
         )
+        _audit(
+            d,
+            "retry",
+            before={"status": S.FAILED, "retry_count": d.retry_count - 1},
+            after={"status": d.status, "retry_count": d.retry_count},
+        )
     return payout_submit(disbursement_id=disbursement_id)
 
 
@@ -1287,6 +1326,7 @@ def payout_recall_request(*, disbursement_id: int, actor: str, note: str = "") -
         d = _lock(disbursement_id)
         if d.status not in (S.PAID, S.RECALL_FAILED) or d.channel is None:
             raise ConflictError(f"Only a paid {d.kind} can be recalled (this one is {d.status}).", code="invalid_state")
+        before = {"status": d.status}
         d.recall_seq += 1
         d.next_poll_at = timezone.now() + settings.PAYOUT_POLL_INTERVAL
         _move(
@@ -1299,6 +1339,7 @@ def payout_recall_request(*, disbursement_id: int, actor: str, note: str = "") -
             detail={"note": note},
         )
         _incident_step(_open_incident(d), IncidentStep.Action.RECALL_REQUESTED, actor=actor, notes=note)
+        _audit(d, "recall", before=before, after={"status": d.status, "note": note})
         pk = d.pk
         from apps.payouts.tasks import payout_recall_task  # tasks import this module
 

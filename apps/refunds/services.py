@@ -22,6 +22,7 @@ from django.utils import timezone
 from apps.accounts.models import Merchant
 from apps.accounts.selectors import freeze_hold_for
 from apps.accounts.services import bank_account_get_or_create, bank_account_mark_verified
+from apps.common.audit import audit_record
 from apps.common.crypto import fingerprint
 from apps.common.errors import ServiceError, UnprocessableError
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
@@ -324,6 +325,17 @@ def refund_request(
             decision=decision.as_dict(),
         )
         _create_decided(refund, decision, actor=actor)
+        _audit(
+            refund,
+            "refund.decide",
+            after={
+                "status": refund.status,
+                "outcome": decision.outcome,
+                "amount": refund.amount,
+                "currency": refund.currency,
+                "destination_account": account.masked_number,
+            },
+        )
         if decision.risk is not None:
             risk_record(
                 scope="refund",
@@ -342,6 +354,17 @@ def refund_request(
         decision.latency_ms,
     )
     return refund
+
+
+def _audit(refund: Refund, action: str, *, before: dict | None = None, after: dict | None = None) -> None:
+    audit_record(
+        action=action,
+        target_type="refund",
+        target_id=refund.pk,
+        merchant_id=refund.merchant_id,
+        before=before,
+        after=after,
+    )
 
 
 def _risk_context(order: Order, *, device_id: str, ip: str | None, destination_account: dict | None) -> dict:
@@ -474,6 +497,9 @@ def refund_review(*, refund_id: int, approve: bool, actor: str, note: str = "") 
             _schedule_submit(refund)
         else:
             _move(refund, "reject", code="rejected", party=Party.MERCHANT, actor=actor, detail={"note": note})
+        _audit(
+            refund, "refund.review", before={"status": S.MANUAL_REVIEW}, after={"status": refund.status, "note": note}
+        )
         case_close(
             subject_type="refund", subject_id=refund.pk, decision="approve" if approve else "decline", actor=actor
         )
@@ -488,8 +514,10 @@ def refund_cancel(*, refund_id: int, actor: str, party: str = Party.CUSTOMER) ->
         if refund.status not in (S.REQUESTED, S.APPROVED, S.MANUAL_REVIEW, S.NEEDS_ACTION, S.HELD):
             raise ServiceError(f"A refund that is {refund.status} can no longer be cancelled.", code="invalid_state")
         in_review = refund.status == S.MANUAL_REVIEW
+        before = {"status": refund.status}
         refund.next_poll_at = None
         _move(refund, "cancel", code="cancelled", party=party, actor=actor, fields=("next_poll_at",))
+        _audit(refund, "refund.cancel", before=before, after={"status": refund.status})
         if in_review:  # nothing is left to review: the case leaves the reviewers' queue
             case_close(subject_type="refund", subject_id=refund.pk, decision="withdrawn", actor=actor)
     return refund
@@ -504,6 +532,7 @@ def refund_update_destination(*, refund_id: int, destination_account: dict, acto
         refund = _lock(refund_id)
         if refund.status != S.NEEDS_ACTION:
             raise ServiceError("Only a refund that needs action takes a new account.", code="invalid_state")
+        before = {"status": refund.status, "destination_account": refund.destination_account.masked_number}
         refund.destination_account = bank_account_get_or_create(
             merchant=refund.merchant,
             customer=refund.customer,
@@ -520,6 +549,12 @@ def refund_update_destination(*, refund_id: int, destination_account: dict, acto
             party=Party.CUSTOMER,
             actor=actor,
             fields=("destination_account", "submission_seq", "failure_code"),
+        )
+        _audit(
+            refund,
+            "refund.destination",
+            before=before,
+            after={"status": refund.status, "destination_account": refund.destination_account.masked_number},
         )
         _schedule_submit(refund)
     return refund
@@ -1076,6 +1111,12 @@ def refund_retry(*, refund_id: int) -> Refund:
             actor="system",
             fields=("retry_count",),
             detail={"retry_count": refund.retry_count},
+        )
+        _audit(
+            refund,
+            "refund.retry",
+            before={"status": S.FAILED, "retry_count": refund.retry_count - 1},
+            after={"status": refund.status, "retry_count": refund.retry_count},
         )
     return refund_submit(refund_id=refund_id)
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.accounts.models import Customer, Merchant, User
 from apps.accounts.selectors import customer_is_frozen
 from apps.accounts.services import account_freeze, customer_update
+from apps.common.audit import audit_record
 from apps.common.errors import ConflictError, ServiceError
 from apps.risk import caching
 from apps.risk.clusters import cluster_members, cluster_union, linked_customers
@@ -358,15 +359,34 @@ def list_entry_create(
         raise ServiceError("expires_at must be in the future.", fields={"expires_at": ["Must be in the future."]})
     if kind == ListEntry.Kind.EMAIL:
         value = value.lower()
-    return ListEntry.objects.create(
-        merchant=merchant,
-        list_type=list_type,
-        kind=kind,
-        value=value,
-        display=display or value,
-        reason=reason,
-        expires_at=expires_at,
-        created_by=actor,
+    with transaction.atomic():
+        entry = ListEntry.objects.create(
+            merchant=merchant,
+            list_type=list_type,
+            kind=kind,
+            value=value,
+            display=display or value,
+            reason=reason,
+            expires_at=expires_at,
+            created_by=actor,
+        )
+        _audit_list_entry(entry, "list_entry.create", after=_list_entry_fields(entry))
+    return entry
+
+
+def _list_entry_fields(entry: ListEntry, names=("list_type", "kind", "display", "reason", "expires_at")) -> dict:
+    # `display`, never `value`: for a bank account the value is its fingerprint, the display masked.
+    return {name: getattr(entry, name) for name in names}
+
+
+def _audit_list_entry(entry: ListEntry, action: str, *, before: dict | None = None, after: dict | None = None) -> None:
+    audit_record(
+        action=action,
+        target_type="list_entry",
+        target_id=entry.pk,
+        merchant_id=entry.merchant_id,
+        before=before,
+        after=after,
     )
 
 
@@ -377,15 +397,23 @@ def list_entry_update(*, entry: ListEntry, **changes) -> ListEntry:
         raise ServiceError("These fields cannot be changed.", fields={f: ["Cannot be changed."] for f in unknown})
     if changes.get("expires_at") is not None and changes["expires_at"] <= timezone.now():
         raise ServiceError("expires_at must be in the future.", fields={"expires_at": ["Must be in the future."]})
-    for field_name, value in changes.items():
-        setattr(entry, field_name, value)
-    if changes:
-        entry.save(update_fields=list(changes))
+    changed = {name: value for name, value in changes.items() if getattr(entry, name) != value}
+    if not changed:
+        return entry
+    with transaction.atomic():
+        before = _list_entry_fields(entry, names=tuple(changed))
+        for field_name, value in changed.items():
+            setattr(entry, field_name, value)
+        entry.save(update_fields=list(changed))
+        _audit_list_entry(entry, "list_entry.update", before=before, after=_list_entry_fields(entry, tuple(changed)))
     return entry
 
 
 def list_entry_delete(*, entry: ListEntry) -> None:
-    entry.delete()
+    """Remove an entry (the audit log keeps what it was)."""
+    with transaction.atomic():
+        _audit_list_entry(entry, "list_entry.delete", before=_list_entry_fields(entry))
+        entry.delete()
 
 
 def customer_watch(*, customer: Customer, reason: str, source: str, detail: dict | None = None, actor: str) -> bool:

@@ -7,6 +7,7 @@ import pytest
 
 from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen
 from apps.accounts.services import bank_account_get_or_create
+from apps.common.models import AuditEntry
 from apps.ledger.models import LedgerTransaction
 from apps.payouts.models import Approval, Disbursement, Incident
 from apps.payouts.services import payout_recall_request
@@ -100,6 +101,10 @@ def test_a_wrong_withdrawal_is_frozen_recalled_and_the_customer_balance_restored
     assert d.status == S.RECALLED
     assert codes(d)[-3:] == ["incident_opened", "recall_requested", "recalled"]
     assert calls(d, "recall") == 1
+    recall_audit = AuditEntry.objects.get(action="withdrawal.recall")
+    assert recall_audit.actor.startswith("api-key:")
+    assert (recall_audit.target_id, recall_audit.merchant_id) == (str(d.pk), merchant.pk)
+    assert (recall_audit.before, recall_audit.after["status"]) == ({"status": "paid"}, "recall_requested")
     assert ledger_refs(d) == [f"withdrawal:{d.pk}:{step}" for step in ("inflight", "paid", "recalled")]
     assert wallet(customer) == 30000
     assert [step["action"] for step in recalled["steps"]] == [
