@@ -669,9 +669,10 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
-# Where browsers report violations; unset: no reports.
-if CSP_REPORT_URI := env.str("CSP_REPORT_URI", default=""):
-    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [CSP_REPORT_URI]
+# Where browsers report violations (env CSP_REPORT_URI); unset: no reports. Read into the policy, not
+# kept as a setting: django-csp 4 refuses to start beside any CSP_* setting (its old format).
+if _csp_report_uri := env.str("CSP_REPORT_URI", default=""):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [_csp_report_uri]
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
