@@ -17,9 +17,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
@@ -32,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.accounts.permissions import IsPlatformOperator
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.errors import PayloadTooLargeError, ServiceError
 from apps.common.fields import MultiLineCharField, StrictSerializerMixin
@@ -150,17 +149,6 @@ class _PlatformView(MerchantAPIView):
 
     permission_classes = [IsPlatformOperator]
 
-    def query_date(self, name: str) -> dt.date | None:
-        raw = self.query_text(name, max_length=10)
-        if raw is None:
-            return None
-        try:
-            if len(raw) != 10:
-                raise ValueError(raw)
-            return dt.date.fromisoformat(raw)
-        except ValueError:
-            raise ValidationError({name: ["Must be a date as YYYY-MM-DD."]}) from None
-
 
 def _statement_text(data: dict) -> str | bytes | None:
     if "statement_csv" in data:
@@ -173,28 +161,30 @@ def _statement_text(data: dict) -> str | bytes | None:
     return upload.read()
 
 
+class ReconciliationFilters(filters.QueryFilters):
+    date = filters.date()
+    source = filters.text(max_length=32)
+    status = filters.choice(Reconciliation.Status.values)
+    current = filters.boolean(help_text="true: the latest run of its day and source.")
+
+
+class ReconciliationItemFilters(filters.QueryFilters):
+    kind = filters.choice(KINDS)
+
+
 class ReconciliationListCreateView(_PlatformView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
     parser_classes = [StrictJSONParser, MultiPartParser]
 
     @extend_schema(
         responses=ReconciliationSerializer(many=True),
-        parameters=[
-            OpenApiParameter("date", OpenApiTypes.DATE),
-            OpenApiParameter("source", str),
-            OpenApiParameter("status", str, enum=Reconciliation.Status.values),
-            OpenApiParameter("current", bool),
-        ],
+        parameters=[ReconciliationFilters],
     )
     def get(self, request):
-        current = self.query_choice("current", ("true", "false"))
-        queryset = reconciliation_list(
-            day=self.query_date("date"),
-            source=self.query_text("source", max_length=32),
-            status=self.query_choice("status", Reconciliation.Status.values),
-        )
-        if current is not None:
-            queryset = queryset.filter(is_current=current == "true")
+        wanted = ReconciliationFilters.parse(request)
+        queryset = reconciliation_list(day=wanted.get("date"), source=wanted.get("source"), status=wanted.get("status"))
+        if "current" in wanted:
+            queryset = queryset.filter(is_current=wanted["current"])
         return self.paginated(queryset, ReconciliationSerializer)
 
     @extend_schema(
@@ -253,12 +243,12 @@ class ReconciliationDetailView(_PlatformView):
 
     @extend_schema(
         responses=ReconciliationDetailSerializer,
-        parameters=[OpenApiParameter("kind", str, enum=list(KINDS))],
+        parameters=[ReconciliationItemFilters],
     )
     def get(self, request, pk: int):
         run = get_object_or_404(Reconciliation.objects.all(), pk=pk)
         items = run.items.order_by("id")
-        if kind := self.query_choice("kind", KINDS):
+        if kind := ReconciliationItemFilters.parse(request).get("kind"):
             items = items.filter(kind=kind)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(items, request, view=self)

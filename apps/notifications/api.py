@@ -20,13 +20,14 @@ from zoneinfo import available_timezones
 import phonenumbers
 from django.conf import settings
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.accounts.models import Customer
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.fields import SingleLineCharField, StrictSerializerMixin
 from apps.notifications import selectors
@@ -248,26 +249,18 @@ class _NotificationsView(MerchantAPIView):
         return customer
 
 
+class NotificationFilters(filters.QueryFilters):
+    recipient = filters.text(help_text="A customer's external_id.")
+    order = filters.text(help_text="The order or withdrawal number (reference).")
+    status = filters.choice(Notification.Status.values)
+    channel = filters.choice(Channel.values)
+    subject_type = filters.choice(["refund", "withdrawal", "payout", "alert", "commission"])
+
+
 class NotificationListView(_NotificationsView):
-    @extend_schema(
-        responses=NotificationSerializer(many=True),
-        parameters=[
-            OpenApiParameter("recipient", str, description="A customer's external_id."),
-            OpenApiParameter("order", str, description="The order or withdrawal number (reference)."),
-            OpenApiParameter("status", str, enum=Notification.Status.values),
-            OpenApiParameter("channel", str, enum=Channel.values),
-            OpenApiParameter("subject_type", str, description="refund, withdrawal, payout, alert, commission"),
-        ],
-    )
+    @extend_schema(responses=NotificationSerializer(many=True), parameters=[NotificationFilters])
     def get(self, request):
-        rows = selectors.notification_list_for_merchant(
-            merchant=self.merchant,
-            recipient=self.query_text("recipient"),
-            order=self.query_text("order"),
-            status=self.query_choice("status", Notification.Status.values),
-            channel=self.query_choice("channel", Channel.values),
-            subject_type=self.query_text("subject_type", max_length=16),
-        )
+        rows = selectors.notification_list_for_merchant(merchant=self.merchant, **NotificationFilters.parse(request))
         return self.paginated(rows, NotificationSerializer)
 
 

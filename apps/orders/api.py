@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.accounts.api import AccountInSerializer
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.fields import (
     CurrencyField,
@@ -79,13 +80,17 @@ class ProductOutSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ProductFilters(filters.QueryFilters):
+    sku = filters.text()
+
+
 class ProductListCreateView(MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(responses=ProductOutSerializer(many=True))
+    @extend_schema(responses=ProductOutSerializer(many=True), parameters=[ProductFilters])
     def get(self, request):
         queryset = product_list_for_merchant(merchant=self.merchant)
-        if sku := self.query_text("sku"):
+        if sku := ProductFilters.parse(request).get("sku"):
             queryset = queryset.filter(sku=sku)
         return self.paginated(queryset, ProductOutSerializer)
 
@@ -165,13 +170,17 @@ class OrderOutSerializer(serializers.ModelSerializer):
         return masked_account(order.payer_account)
 
 
+class OrderFilters(filters.QueryFilters):
+    external_id = filters.text()
+
+
 class OrderListCreateView(MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(responses=OrderOutSerializer(many=True))
+    @extend_schema(responses=OrderOutSerializer(many=True), parameters=[OrderFilters])
     def get(self, request):
         queryset = order_list_for_merchant(merchant=self.merchant)
-        if external_id := self.query_text("external_id"):
+        if external_id := OrderFilters.parse(request).get("external_id"):
             queryset = queryset.filter(external_id=external_id)
         return self.paginated(queryset, OrderOutSerializer)
 

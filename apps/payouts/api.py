@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.accounts.models import User
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.errors import ServiceError
 from apps.common.fields import (
@@ -269,13 +270,17 @@ class _KindMixin:
         return Response(self.detail_serializer(self.get_object(pk)).data, status=status_code)
 
 
+class DisbursementFilters(filters.QueryFilters):
+    status = filters.choice(Disbursement.Status.values)
+
+
 class PayoutListCreateView(_KindMixin, MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(responses=PayoutOutSerializer(many=True), parameters=[OpenApiParameter("status", str)])
+    @extend_schema(responses=PayoutOutSerializer(many=True), parameters=[DisbursementFilters])
     def get(self, request):
         rows = disbursement_list_for_merchant(merchant=self.merchant, kind=self.kind)
-        if wanted := self.query_text("status"):
+        if wanted := DisbursementFilters.parse(request).get("status"):
             rows = rows.filter(status=wanted)
         return self.paginated(rows, self.out_serializer)
 
@@ -299,7 +304,7 @@ class WithdrawalListCreateView(PayoutListCreateView):
     out_serializer = WithdrawalOutSerializer
     detail_serializer = WithdrawalDetailSerializer
 
-    @extend_schema(responses=WithdrawalOutSerializer(many=True), parameters=[OpenApiParameter("status", str)])
+    @extend_schema(responses=WithdrawalOutSerializer(many=True), parameters=[DisbursementFilters])
     def get(self, request):
         return super().get(request)
 
@@ -494,24 +499,18 @@ class IncidentResolveSerializer(IncidentNotesSerializer):
     category = serializers.ChoiceField(choices=Incident.Category.choices)
 
 
+class IncidentFilters(filters.QueryFilters):
+    q = filters.text(max_length=200, help_text="Search summary, root cause, category and step notes.")
+    status = filters.choice(Incident.Status.values)
+    category = filters.choice(Incident.Category.values)
+
+
 class IncidentListCreateView(MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(
-        responses=IncidentSerializer(many=True),
-        parameters=[
-            OpenApiParameter("q", str, description="Search summary, root cause, category and step notes."),
-            OpenApiParameter("status", str),
-            OpenApiParameter("category", str),
-        ],
-    )
+    @extend_schema(responses=IncidentSerializer(many=True), parameters=[IncidentFilters])
     def get(self, request):
-        rows = incident_list_for_merchant(
-            merchant=self.merchant,
-            q=self.query_text("q", max_length=200),
-            status=self.query_text("status"),
-            category=self.query_text("category"),
-        )
+        rows = incident_list_for_merchant(merchant=self.merchant, **IncidentFilters.parse(request))
         return self.paginated(rows, IncidentSerializer)
 
     @extend_schema(request=IncidentInSerializer, responses={201: IncidentDetailSerializer})
