@@ -47,8 +47,8 @@ def integer(*, min_value: int, max_value: int, help_text: str = "") -> serialize
 
 
 def boolean(*, help_text: str = "") -> serializers.BooleanField:
-    """`true` or `false` (DRF also reads 1/0, yes/no, on/off); anything else is refused."""
-    return serializers.BooleanField(required=False, help_text=help_text or None)
+    """`true` or `false`, as the schema's boolean is written; anything else is refused."""
+    return _StrictBooleanField(required=False, help_text=help_text or None)
 
 
 def date(*, help_text: str = "") -> serializers.DateField:
@@ -68,3 +68,11 @@ class _StrictDateField(serializers.DateField):
         if not isinstance(value, str) or len(value) != 10:
             self.fail("invalid", format="YYYY-MM-DD")
         return super().to_internal_value(value)
+
+
+class _StrictBooleanField(serializers.BooleanField):
+    """DRF also reads yes/no, on/off, 1/0 and True; a query string says true or false."""
+
+    TRUE_VALUES = frozenset({"true"})
+    FALSE_VALUES = frozenset({"false"})
+    NULL_VALUES = frozenset()
