@@ -1,5 +1,6 @@
 from django.core.validators import RegexValidator
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -219,7 +220,7 @@ class FreezeLiftView(_FreezeView):
         data = FreezeLiftSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if not freeze.is_active:
-            raise ConflictError("This freeze was already lifted.", code="freeze_lifted")
+            raise ConflictError(_("This freeze was already lifted."), code="freeze_lifted")
         actor = request.user if isinstance(request.user, User) else None
         freeze = account_unfreeze(freeze=freeze, actor=actor, reason=data.validated_data["reason"])
         return Response(FreezeOutSerializer(freeze).data)

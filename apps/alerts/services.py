@@ -15,11 +15,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Merchant
 from apps.alerts.models import Alert, AlertDelivery, AlertEvent, Silence, Tier
 from apps.alerts.signals import alert_changed
-from apps.common.errors import ConflictError, NotFoundError, ServiceError
+from apps.common.errors import InvalidStateError, NotFoundError, ServiceError
 from apps.notifications.triggers import staff_page
 
 logger = logging.getLogger(__name__)
@@ -308,7 +310,9 @@ def alert_ack(*, alert_id: int, actor: str, user=None, merchant: Merchant | None
         if alert.status == S.ACKED:
             return alert
         if alert.status != S.OPEN:
-            raise ConflictError(f"An alert that is {alert.status} cannot be acknowledged.", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(_("An alert that is {status} cannot be acknowledged."), status=alert.status)
+            )
         before = alert.status
         alert.ack()
         alert.acked_at = timezone.now()

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 
 
@@ -31,6 +32,13 @@ class ConflictError(ServiceError):
     code = "conflict"
 
 
+class InvalidStateError(ConflictError):
+    """The object's state does not allow the action (approving a refund not in review, cancelling a
+    paid payout, acking a resolved alert): always a 409 `invalid_state`, whichever app refuses."""
+
+    code = "invalid_state"
+
+
 class UnprocessableError(ServiceError):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     code = "unprocessable"
@@ -38,7 +46,7 @@ class UnprocessableError(ServiceError):
 
 class PayloadTooLargeError(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body is too large."
+    default_detail = _("Request body is too large.")
     default_code = "payload_too_large"
 
 

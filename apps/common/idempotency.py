@@ -24,6 +24,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -83,7 +84,7 @@ _ANSWER_SQL = f"UPDATE {_TABLE} SET response_status = %s, response_body = %s, co
 
 def _in_progress() -> ConflictError:
     return ConflictError(
-        "A request with this Idempotency-Key is still being processed; retry shortly.",
+        _("A request with this Idempotency-Key is still being processed; retry shortly."),
         code="idempotency_in_progress",
     )
 

@@ -32,11 +32,13 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import BankAccount, Customer, Merchant, User
 from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen, freeze_hold_for
 from apps.accounts.services import account_freeze, bank_account_get_or_create, bank_account_mark_verified
-from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
+from apps.common.errors import ConflictError, InvalidStateError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
 from apps.common.publish import publish_after_commit
@@ -617,8 +619,12 @@ def payout_approve(*, disbursement_id: int, approver: User, note: str = "") -> D
         d = _lock(disbursement_id)
         _check_approver(d, approver)
         if d.status != S.PENDING_APPROVAL:
-            raise ConflictError(
-                f"Only a {d.kind} waiting for approval can be approved (this one is {d.status}).", code="invalid_state"
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only a {kind} waiting for approval can be approved (this one is {status})."),
+                    kind=d.kind,
+                    status=d.status,
+                )
             )
         username = approver.get_username()
         if username == d.created_by:
@@ -655,7 +661,11 @@ def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbu
     with transaction.atomic():
         d = _lock(disbursement_id)
         if d.status != S.HELD:
-            raise ConflictError(f"Only a held {d.kind} can be released (this one is {d.status}).", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only a held {kind} can be released (this one is {status})."), kind=d.kind, status=d.status
+                )
+            )
         if d.hold_kind == Disbursement.HoldKind.FREEZE:
             raise ConflictError(
                 f"This {d.kind} is held by a freeze: it goes on by itself when the freeze is lifted.",
@@ -682,7 +692,9 @@ def payout_cancel(*, disbursement_id: int, actor: str, party: str = Party.MERCHA
         d = _lock(disbursement_id)
         cancellable = (S.CREATED, S.CHECKING, S.PENDING_APPROVAL, S.APPROVED, S.HELD, S.FAILED)
         if d.status not in cancellable:
-            raise ConflictError(f"A {d.kind} that is {d.status} can no longer be cancelled.", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(_("A {kind} that is {status} can no longer be cancelled."), kind=d.kind, status=d.status)
+            )
         _release_funds(d, "cancelled")
         d.next_poll_at = None
         _move(
@@ -1262,7 +1274,11 @@ def payout_recall_request(*, disbursement_id: int, actor: str, note: str = "") -
     with transaction.atomic():
         d = _lock(disbursement_id)
         if d.status not in (S.PAID, S.RECALL_FAILED) or d.channel is None:
-            raise ConflictError(f"Only a paid {d.kind} can be recalled (this one is {d.status}).", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only a paid {kind} can be recalled (this one is {status})."), kind=d.kind, status=d.status
+                )
+            )
         d.recall_seq += 1
         d.next_poll_at = timezone.now() + settings.PAYOUT_POLL_INTERVAL
         _move(
@@ -1365,7 +1381,7 @@ def _lock_incident(incident_id: int, merchant: Merchant | None = None) -> Incide
 
 def _open_only(incident: Incident) -> None:
     if incident.status == Incident.Status.RESOLVED:
-        raise ConflictError("The incident is resolved.", code="incident_resolved")
+        raise ConflictError(_("The incident is resolved."), code="incident_resolved")
 
 
 def incident_open(*, disbursement_id: int, summary: str, actor: str) -> Incident:
@@ -1486,9 +1502,12 @@ def incident_record_return(
         _open_only(incident)
         d = _lock(incident.disbursement_id)
         if d.status not in (S.PAID, S.RECALL_FAILED):
-            raise ConflictError(
-                f"Returns are recorded for a paid {d.kind} whose recall failed (this one is {d.status}).",
-                code="invalid_state",
+            raise InvalidStateError(
+                format_lazy(
+                    _("Returns are recorded for a paid {kind} whose recall failed (this one is {status})."),
+                    kind=d.kind,
+                    status=d.status,
+                )
             )
         remaining = incident.amount_at_risk - incident.amount_recovered
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= remaining:

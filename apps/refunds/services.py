@@ -18,12 +18,14 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Merchant
 from apps.accounts.selectors import freeze_hold_for
 from apps.accounts.services import bank_account_get_or_create, bank_account_mark_verified
 from apps.common.crypto import fingerprint
-from apps.common.errors import ServiceError, UnprocessableError
+from apps.common.errors import InvalidStateError, ServiceError, UnprocessableError
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
 from apps.common.publish import publish_after_commit
 from apps.gateways import reasons
@@ -466,8 +468,10 @@ def refund_review(*, refund_id: int, approve: bool, actor: str, note: str = "") 
     with transaction.atomic():
         refund = _lock(refund_id)
         if refund.status != S.MANUAL_REVIEW:
-            raise ServiceError(
-                f"Only refunds in manual review can be reviewed (this one is {refund.status}).", code="invalid_state"
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only refunds in manual review can be reviewed (this one is {status})."), status=refund.status
+                )
             )
         if approve:
             _move(refund, "approve_review", code="approved", party=Party.MERCHANT, actor=actor, detail={"note": note})
@@ -486,7 +490,9 @@ def refund_cancel(*, refund_id: int, actor: str, party: str = Party.CUSTOMER) ->
     with transaction.atomic():
         refund = _lock(refund_id)
         if refund.status not in (S.REQUESTED, S.APPROVED, S.MANUAL_REVIEW, S.NEEDS_ACTION, S.HELD):
-            raise ServiceError(f"A refund that is {refund.status} can no longer be cancelled.", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(_("A refund that is {status} can no longer be cancelled."), status=refund.status)
+            )
         in_review = refund.status == S.MANUAL_REVIEW
         refund.next_poll_at = None
         _move(refund, "cancel", code="cancelled", party=party, actor=actor, fields=("next_poll_at",))
@@ -503,7 +509,7 @@ def refund_update_destination(*, refund_id: int, destination_account: dict, acto
     with transaction.atomic():
         refund = _lock(refund_id)
         if refund.status != S.NEEDS_ACTION:
-            raise ServiceError("Only a refund that needs action takes a new account.", code="invalid_state")
+            raise InvalidStateError(_("Only a refund that needs action takes a new account."))
         refund.destination_account = bank_account_get_or_create(
             merchant=refund.merchant,
             customer=refund.customer,

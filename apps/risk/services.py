@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer, Merchant, User
 from apps.accounts.selectors import customer_is_frozen
@@ -287,7 +288,7 @@ def case_assign(*, case: Case, assignee_username: str, actor: str) -> Case:
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case.pk)
         if case.status == Case.Status.DECIDED:
-            raise ConflictError("The case is already decided.", code="case_decided")
+            raise ConflictError(_("The case is already decided."), code="case_decided")
         case.assignee = assignee
         case.status = Case.Status.ASSIGNED
         case.save(update_fields=["assignee", "status"])
@@ -317,7 +318,7 @@ def case_decide(*, case: Case, decision: str, actor: str, note: str = "") -> Cas
         raise ServiceError("Unknown decision.", fields={"decision": ["Must be approve or decline."]})
     with transaction.atomic():
         if Case.objects.filter(pk=case.pk, status=Case.Status.DECIDED).exists():
-            raise ConflictError("The case is already decided.", code="case_decided")
+            raise ConflictError(_("The case is already decided."), code="case_decided")
         responses = case_decided.send(
             sender=Case,
             case_id=case.pk,
@@ -332,7 +333,7 @@ def case_decide(*, case: Case, decision: str, actor: str, note: str = "") -> Cas
         locked = Case.objects.select_for_update().get(pk=case.pk)
         if not handled:
             if locked.status == Case.Status.DECIDED:
-                raise ConflictError("The case is already decided.", code="case_decided")
+                raise ConflictError(_("The case is already decided."), code="case_decided")
             locked = case_close(
                 subject_type=case.subject_type, subject_id=case.subject_id, decision=decision, actor=actor
             )
