@@ -144,9 +144,9 @@ class FreezeInSerializer(StrictSerializerMixin, serializers.Serializer):
 
     def validate(self, attrs):
         if not {"customer", "bank_account_id", "bank_account"} & set(attrs):
-            raise serializers.ValidationError({"customer": ["Give customer, bank_account or bank_account_id."]})
+            raise serializers.ValidationError({"customer": [_("Give customer, bank_account or bank_account_id.")]})
         if "bank_account_id" in attrs and "bank_account" in attrs:
-            raise serializers.ValidationError({"bank_account_id": ["Not with bank_account."]})
+            raise serializers.ValidationError({"bank_account_id": [_("Not with bank_account.")]})
         return attrs
 
 

@@ -18,6 +18,8 @@ import datetime as dt
 
 from django.http import Http404
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -126,17 +128,23 @@ class SilenceInSerializer(StrictSerializerMixin, serializers.Serializer):
         allowed = {"kind", "tier", "channel", "subject_type"}
         unknown = sorted(set(value) - allowed)
         if unknown:
-            raise ValidationError(f"Unknown matcher keys: {', '.join(unknown)}; use {', '.join(sorted(allowed))}.")
+            raise ValidationError(
+                format_lazy(
+                    _("Unknown matcher keys: {value}; use {other}."),
+                    value=", ".join(unknown),
+                    other=", ".join(sorted(allowed)),
+                )
+            )
         if len(value) > 8:
-            raise ValidationError("Too many matchers.")
+            raise ValidationError(_("Too many matchers."))
         return value
 
     def validate(self, attrs):
         start = attrs.get("starts_at") or timezone.now()
         if attrs["ends_at"] <= start:
-            raise ValidationError({"ends_at": ["Must be after starts_at (or now)."]})
+            raise ValidationError({"ends_at": [_("Must be after starts_at (or now).")]})
         if attrs["ends_at"] - start > dt.timedelta(days=90):
-            raise ValidationError({"ends_at": ["A silence lasts at most 90 days."]})
+            raise ValidationError({"ends_at": [_("A silence lasts at most 90 days.")]})
         return attrs
 
 

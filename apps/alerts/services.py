@@ -222,7 +222,9 @@ def alert_raise(
     second announcement of the same fact (a state change and its anomaly) without counting it.
     """
     if tier not in Tier.values:
-        raise ServiceError(f"Unknown tier {tier!r}.", fields={"tier": ["Must be P0, P1 or P2."]})
+        raise ServiceError(
+            format_lazy(_("Unknown tier {value}."), value=repr(tier)), fields={"tier": [_("Must be P0, P1 or P2.")]}
+        )
     merchant_id = merchant.pk if isinstance(merchant, Merchant) else merchant
     now = timezone.now()
     with transaction.atomic():
@@ -298,7 +300,7 @@ def _locked(alert_id: int, merchant: Merchant | None) -> Alert:
         rows = rows.filter(merchant=merchant)
     alert = rows.first()
     if alert is None:
-        raise NotFoundError("No such alert.")
+        raise NotFoundError(_("No such alert."))
     return alert
 
 
@@ -422,10 +424,18 @@ def silence_create(
     if not matchers or unknown:
         raise ServiceError(
             "A silence needs at least one matcher among " + ", ".join(Silence.MATCHER_KEYS) + ".",
-            fields={"matchers": [f"Unknown keys: {', '.join(unknown)}." if unknown else "Must not be empty."]},
+            fields={
+                "matchers": [
+                    format_lazy(_("Unknown keys: {value}."), value=", ".join(unknown))
+                    if unknown
+                    else _("Must not be empty.")
+                ]
+            },
         )
     if ends_at <= starts_at:
-        raise ServiceError("A silence must end after it starts.", fields={"ends_at": ["Must be after starts_at."]})
+        raise ServiceError(
+            _("A silence must end after it starts."), fields={"ends_at": [_("Must be after starts_at.")]}
+        )
     if merchant is not None:
         matchers = {**matchers, "merchant_id": str(merchant.pk)}
     return Silence.objects.create(
@@ -447,7 +457,7 @@ def silence_expire(*, silence_id: int, actor: str, merchant: Merchant | None = N
             rows = rows.filter(merchant=merchant)
         silence = rows.first()
         if silence is None:
-            raise NotFoundError("No such silence.")
+            raise NotFoundError(_("No such silence."))
         now = timezone.now()
         if silence.ends_at > now:
             silence.ends_at = max(now, silence.starts_at)

@@ -13,6 +13,7 @@ Another merchant's ids do not exist for the caller (404).
 from __future__ import annotations
 
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -70,14 +71,14 @@ class _IntegerListField(serializers.ListField):
     def to_internal_value(self, data):
         # Integers only: DRF's IntegerField would take "100" or 100.0.
         if isinstance(data, list) and any(isinstance(v, bool) or not isinstance(v, int) for v in data):
-            raise ValidationError("Must be a list of integers.")
+            raise ValidationError(_("Must be a list of integers."))
         return super().to_internal_value(data)
 
 
 class _StrictIntegerField(serializers.IntegerField):
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):
-            raise ValidationError("Must be an integer.")
+            raise ValidationError(_("Must be an integer."))
         return super().to_internal_value(data)
 
 

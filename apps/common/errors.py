@@ -51,5 +51,12 @@ class PayloadTooLargeError(exceptions.APIException):
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
-    """The API's error shape (DESIGN.md): {"error": {"code", "message", "fields"}}."""
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+    """The API's error shape (DESIGN.md): {"error": {"code", "message", "fields"}}.
+
+    Messages may be lazy translations: they are rendered here, in the request's language, so the
+    body is plain JSON wherever it goes (a response, a stored idempotent answer)."""
+    rendered = {
+        name: [str(m) for m in value] if isinstance(value, (list, tuple)) else str(value)
+        for name, value in (fields or {}).items()
+    }
+    return {"error": {"code": code, "message": str(message), "fields": rendered}}

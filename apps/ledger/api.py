@@ -17,6 +17,8 @@ import datetime as dt
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -140,7 +142,7 @@ class ReconciliationRunSerializer(StrictSerializerMixin, serializers.Serializer)
 
     def validate(self, attrs):
         if "statement_csv" in attrs and "statement" in attrs:
-            raise ValidationError({"statement": ["Send statement_csv or a statement file, not both."]})
+            raise ValidationError({"statement": [_("Send statement_csv or a statement file, not both.")]})
         return attrs
 
 
@@ -157,7 +159,9 @@ def _statement_text(data: dict) -> str | bytes | None:
     if upload is None:
         return None
     if upload.size > settings.RECONCILIATION_CSV_MAX_BYTES:
-        raise PayloadTooLargeError(f"Statement files are limited to {settings.RECONCILIATION_CSV_MAX_BYTES} bytes.")
+        raise PayloadTooLargeError(
+            format_lazy(_("Statement files are limited to {value} bytes."), value=settings.RECONCILIATION_CSV_MAX_BYTES)
+        )
     return upload.read()
 
 
@@ -216,14 +220,19 @@ class ReconciliationListCreateView(_PlatformView):
         data.is_valid(raise_exception=True)
         day, source = data.validated_data["date"], data.validated_data["source"]
         if day > dt.datetime.now(tz=dt.UTC).date():
-            raise ServiceError("Cannot reconcile a day that has not begun.", fields={"date": ["Is in the future."]})
+            raise ServiceError(
+                _("Cannot reconcile a day that has not begun."), fields={"date": [_("Is in the future.")]}
+            )
         text = _statement_text(data.validated_data)
         if text is None:
             if statement_source_get(source) is None:
                 raise ServiceError(
-                    f"No statement source {source!r} is registered; upload the statement instead.",
+                    format_lazy(
+                        _("No statement source {value} is registered; upload the statement instead."),
+                        value=repr(source),
+                    ),
                     code="unknown_source",
-                    fields={"source": ["Not a registered statement source."]},
+                    fields={"source": [_("Not a registered statement source.")]},
                 )
             # A pull is network I/O to a bank: a worker does it, never the web request.
             reconciliation_run_task.delay(day.isoformat(), source, actor=_actor(request))

@@ -1,4 +1,5 @@
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -42,10 +43,10 @@ class RefundPolicySerializer(StrictSerializerMixin, serializers.ModelSerializer)
             for name in ("unconditional_minutes", "conditional_hours", "max_progress_pct"):
                 value = data.get(name)
                 if name in data and (isinstance(value, bool) or not isinstance(value, int)):
-                    raise serializers.ValidationError({name: ["Must be an integer."]})
+                    raise serializers.ValidationError({name: [_("Must be an integer.")]})
             for name in ("lock_on_key_reveal", "lock_on_key_activation", "lock_on_download", "lock_on_any_usage"):
                 if name in data and not isinstance(data[name], bool):
-                    raise serializers.ValidationError({name: ["Must be true or false."]})
+                    raise serializers.ValidationError({name: [_("Must be true or false.")]})
         return super().to_internal_value(data)
 
 
@@ -67,7 +68,7 @@ class ProductUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     def to_internal_value(self, data):
         # true/false only: DRF's BooleanField would take "no", "off" or 0 and deactivate the product.
         if isinstance(data, dict) and "is_active" in data and not isinstance(data["is_active"], bool):
-            raise serializers.ValidationError({"is_active": ["Must be true or false."]})
+            raise serializers.ValidationError({"is_active": [_("Must be true or false.")]})
         return super().to_internal_value(data)
 
 
@@ -214,7 +215,7 @@ class UsageInSerializer(StrictSerializerMixin, serializers.Serializer):
     def validate_value(self, value):
         raw = self.initial_data.get("value")
         if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int)):
-            raise serializers.ValidationError("Must be an integer percent.")
+            raise serializers.ValidationError(_("Must be an integer percent."))
         return value
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.core.validators import RegexValidator
 from django.http import Http404
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -352,17 +354,17 @@ def _approver(request, merchant, username: str | None) -> User:
     if isinstance(user, User):
         if username and username != user.get_username():
             raise ServiceError(
-                "Signed in as another staff member.", fields={"approver": ["Must be you when signed in."]}
+                _("Signed in as another staff member."), fields={"approver": [_("Must be you when signed in.")]}
             )
         return user
     if not username:
         raise ServiceError(
-            "Name the approving staff member.", fields={"approver": ["Required with API key authentication."]}
+            _("Name the approving staff member."), fields={"approver": [_("Required with API key authentication.")]}
         )
     approver = User.objects.filter(username=username, merchant=merchant, is_active=True).first()
     if approver is None:
         raise ServiceError(
-            "No such staff member.", fields={"approver": ["No staff member of yours has this username."]}
+            _("No such staff member."), fields={"approver": [_("No staff member of yours has this username.")]}
         )
     return approver
 
@@ -482,7 +484,7 @@ class IncidentInSerializer(StrictSerializerMixin, serializers.Serializer):
 
     def validate(self, attrs):
         if ("payout" in attrs) == ("withdrawal" in attrs):
-            raise serializers.ValidationError("Give exactly one of payout or withdrawal.")
+            raise serializers.ValidationError(_("Give exactly one of payout or withdrawal."))
         return attrs
 
 
@@ -520,7 +522,10 @@ class IncidentListCreateView(MerchantAPIView):
         kind = Kind.PAYOUT if "payout" in data.validated_data else Kind.WITHDRAWAL
         d = disbursement_get_for_merchant(merchant=self.merchant, kind=kind, pk=data.validated_data[kind])
         if d is None:
-            raise ServiceError(f"Unknown {kind}.", fields={kind: [f"No such {kind}."]})
+            raise ServiceError(
+                format_lazy(_("Unknown {kind}."), kind=kind),
+                fields={kind: [format_lazy(_("No such {kind}."), kind=kind)]},
+            )
         incident = incident_open(disbursement_id=d.pk, summary=data.validated_data["summary"], actor=_actor(request))
         return Response(IncidentDetailSerializer(incident).data, status=status.HTTP_201_CREATED)
 

@@ -271,9 +271,9 @@ def _destination_extras(destination_account: dict, currency: str) -> tuple[dict,
     country = (account.pop("country", None) or settings.PAYOUT_HOME_COUNTRY).upper()
     account_currency = account.pop("currency", None) or currency
     if len(country) != 2 or not country.isascii() or not country.isalpha():
-        raise ServiceError("Unknown country.", fields={"destination_account.country": ["ISO 3166 alpha-2 code."]})
+        raise ServiceError(_("Unknown country."), fields={"destination_account.country": [_("ISO 3166 alpha-2 code.")]})
     if not currency_is_supported(account_currency):
-        raise ServiceError("Unsupported currency.", fields={"destination_account.currency": ["Unsupported."]})
+        raise ServiceError(_("Unsupported currency."), fields={"destination_account.currency": [_("Unsupported.")]})
     return account, country, account_currency
 
 
@@ -282,14 +282,15 @@ def _validated_lines(settlement_lines: list[dict] | None) -> list[dict]:
         return []
     if len(settlement_lines) > MAX_SETTLEMENT_LINES:
         raise ServiceError(
-            "Too many settlement lines.", fields={"settlement_lines": [f"At most {MAX_SETTLEMENT_LINES}."]}
+            _("Too many settlement lines."),
+            fields={"settlement_lines": [format_lazy(_("At most {value}."), value=MAX_SETTLEMENT_LINES)]},
         )
     lines = []
     for line in settlement_lines:
         amount = line.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise ServiceError(
-                "Invalid settlement line.", fields={"settlement_lines": ["Amounts are positive integers."]}
+                _("Invalid settlement line."), fields={"settlement_lines": [_("Amounts are positive integers.")]}
             )
         lines.append({"reference": str(line.get("reference", ""))[:100], "amount": amount})
     return lines
@@ -318,7 +319,7 @@ def payout_create(
     """
     source_currency = source_currency or currency
     if not currency_is_supported(source_currency):
-        raise ServiceError("Unsupported currency.", fields={"source_currency": ["Unsupported currency."]})
+        raise ServiceError(_("Unsupported currency."), fields={"source_currency": [_("Unsupported currency.")]})
     lines = _validated_lines(settlement_lines)
     account_fields, country, account_currency = _destination_extras(destination_account, currency)
     if Disbursement.objects.filter(kind=Kind.PAYOUT, merchant=merchant, reference=reference).exists():
@@ -350,9 +351,9 @@ def payout_create(
 
 def _duplicate_reference() -> ConflictError:
     return ConflictError(
-        "A payout with this reference already exists.",
+        _("A payout with this reference already exists."),
         code="duplicate_reference",
-        fields={"reference": ["Already used."]},
+        fields={"reference": [_("Already used.")]},
     )
 
 
@@ -372,10 +373,10 @@ def withdrawal_create(
     (as `payout_create`). Raises ServiceError, writing nothing, for an unknown customer or bad input."""
     customer = Customer.objects.filter(merchant=merchant, external_id=customer_external_id).first()
     if customer is None:
-        raise ServiceError("Unknown customer.", fields={"customer": ["No such customer."]})
+        raise ServiceError(_("Unknown customer."), fields={"customer": [_("No such customer.")]})
     source_currency = source_currency or currency
     if not currency_is_supported(source_currency):
-        raise ServiceError("Unsupported currency.", fields={"source_currency": ["Unsupported currency."]})
+        raise ServiceError(_("Unsupported currency."), fields={"source_currency": [_("Unsupported currency.")]})
     account_fields, country, account_currency = _destination_extras(destination_account, currency)
     with transaction.atomic():
         account = bank_account_get_or_create(merchant=merchant, customer=customer, **account_fields)
@@ -601,9 +602,16 @@ def _check_approver(d: Disbursement, approver: User) -> None:
     )
     if not allowed:
         raise ServiceError(
-            "This person may not approve payouts for this merchant.",
+            _("This person may not approve payouts for this merchant."),
             code="approver_not_allowed",
-            fields={"approver": [f"Must be active staff with a role in {', '.join(settings.PAYOUT_APPROVER_ROLES)}."]},
+            fields={
+                "approver": [
+                    format_lazy(
+                        _("Must be active staff with a role in {value}."),
+                        value=", ".join(settings.PAYOUT_APPROVER_ROLES),
+                    )
+                ]
+            },
         )
 
 
@@ -629,21 +637,34 @@ def payout_approve(*, disbursement_id: int, approver: User, note: str = "") -> D
         username = approver.get_username()
         if username == d.created_by:
             raise UnprocessableError(
-                f"The person who created this {d.kind} cannot approve it (maker-checker): another staff member must.",
+                format_lazy(
+                    _(
+                        "The person who created this {kind} cannot approve it (maker-checker): "
+                        "another staff member must."
+                    ),
+                    kind=d.kind,
+                ),
                 code="creator_cannot_approve",
-                fields={"approver": ["Is the creator."]},
+                fields={"approver": [_("Is the creator.")]},
             )
         if Approval.objects.filter(disbursement=d, approver=approver).exists():
             raise ConflictError(
-                f"{username} has already approved this {d.kind}; the next approval must come from someone else.",
+                format_lazy(
+                    _("{username} has already approved this {kind}; the next approval must come from someone else."),
+                    username=username,
+                    kind=d.kind,
+                ),
                 code="duplicate_approver",
-                fields={"approver": ["Already approved."]},
+                fields={"approver": [_("Already approved.")]},
             )
         try:
             with transaction.atomic():
                 Approval.objects.create(disbursement=d, approver=approver, note=note)
         except IntegrityError:
-            raise ConflictError(f"{username} has already approved this {d.kind}.", code="duplicate_approver") from None
+            raise ConflictError(
+                format_lazy(_("{username} has already approved this {kind}."), username=username, kind=d.kind),
+                code="duplicate_approver",
+            ) from None
         count = Approval.objects.filter(disbursement=d).count()
         party = _approver_party(approver)
         detail = {"approvals": count, "required": d.required_approvals, "note": note}
@@ -668,7 +689,9 @@ def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbu
             )
         if d.hold_kind == Disbursement.HoldKind.FREEZE:
             raise ConflictError(
-                f"This {d.kind} is held by a freeze: it goes on by itself when the freeze is lifted.",
+                format_lazy(
+                    _("This {kind} is held by a freeze: it goes on by itself when the freeze is lifted."), kind=d.kind
+                ),
                 code="held_by_freeze",
             )
         d.required_approvals = max(1, d.required_approvals)
@@ -1375,7 +1398,7 @@ def _lock_incident(incident_id: int, merchant: Merchant | None = None) -> Incide
         rows = rows.filter(merchant=merchant)
     incident = rows.filter(pk=incident_id).first()
     if incident is None:
-        raise NotFoundError("No such incident.")
+        raise NotFoundError(_("No such incident."))
     return incident
 
 
@@ -1400,7 +1423,9 @@ def incident_open(*, disbursement_id: int, summary: str, actor: str) -> Incident
                     opened_by=actor[:150],
                 )
         except IntegrityError:
-            raise ConflictError(f"This {d.kind} already has an open incident.", code="incident_open") from None
+            raise ConflictError(
+                format_lazy(_("This {kind} already has an open incident."), kind=d.kind), code="incident_open"
+            ) from None
         _incident_step(incident, IncidentStep.Action.OPENED, actor=actor, notes=summary, detail={"status": d.status})
         _record(
             d,
@@ -1512,9 +1537,9 @@ def incident_record_return(
         remaining = incident.amount_at_risk - incident.amount_recovered
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= remaining:
             raise UnprocessableError(
-                f"At most {remaining} is still to recover.",
+                format_lazy(_("At most {remaining} is still to recover."), remaining=remaining),
                 code="amount_exceeds_at_risk",
-                fields={"amount": [f"Between 1 and {remaining}."]},
+                fields={"amount": [format_lazy(_("Between 1 and {remaining}."), remaining=remaining)]},
             )
         n = incident.steps.filter(action=IncidentStep.Action.FUNDS_RETURNED).count() + 1
         _money_back(d, f"recovered:{n}", amount, f"{d.kind} {d.pk}: negotiated return {n}")
@@ -1557,9 +1582,9 @@ def incident_resolve(
 ) -> Incident:
     """Close an incident with its root cause and category: it joins the searchable case library."""
     if not root_cause.strip():
-        raise ServiceError("A root cause is required.", fields={"root_cause": ["Required."]})
+        raise ServiceError(_("A root cause is required."), fields={"root_cause": [_("Required.")]})
     if category not in Incident.Category.values:
-        raise ServiceError("Unknown category.", fields={"category": ["Unknown category."]})
+        raise ServiceError(_("Unknown category."), fields={"category": [_("Unknown category.")]})
     with transaction.atomic():
         incident = _lock_incident(incident_id, merchant)
         _open_only(incident)

@@ -272,11 +272,13 @@ def refund_request(
     """
     order = order_for_refund(merchant=merchant, external_id=order_external_id)
     if order is None:
-        raise ServiceError("Unknown order.", fields={"order": ["No such order."]})
+        raise ServiceError(_("Unknown order."), fields={"order": [_("No such order.")]})
     if currency is not None and currency != order.currency:
         raise ServiceError(
-            "Currency differs from the order's.",
-            fields={"currency": [f"Must be the order's currency ({order.currency})."]},
+            _("Currency differs from the order's."),
+            fields={
+                "currency": [format_lazy(_("Must be the order's currency ({currency})."), currency=order.currency)]
+            },
         )
     decision = decide_refund(
         order=order,
@@ -295,9 +297,9 @@ def refund_request(
         remaining = _lock_order(order)
         if amount > remaining:
             raise UnprocessableError(
-                f"Amount exceeds what is refundable on this order ({remaining}).",
+                format_lazy(_("Amount exceeds what is refundable on this order ({remaining})."), remaining=remaining),
                 code="amount_exceeds_refundable",
-                fields={"amount": [f"At most {remaining}."]},
+                fields={"amount": [format_lazy(_("At most {remaining}."), remaining=remaining)]},
             )
         if destination_account:
             account = bank_account_get_or_create(merchant=merchant, customer=order.customer, **destination_account)
@@ -305,8 +307,8 @@ def refund_request(
             account = order.payer_account
         if account is None:
             raise ServiceError(
-                "The order has no payer account to refund to; give a destination_account.",
-                fields={"destination_account": ["Required: the order has no payer account."]},
+                _("The order has no payer account to refund to; give a destination_account."),
+                fields={"destination_account": [_("Required: the order has no payer account.")]},
             )
         now = timezone.now()
         eta = timedelta(hours=settings.REFUND_ETA_HOURS.get(order.payment_method, 72))

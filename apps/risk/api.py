@@ -11,6 +11,7 @@ import ipaddress
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -154,7 +155,7 @@ class _RuleView(MerchantAPIView):
         rule = self.get_rule(pk)
         if rule.merchant_id is None:
             raise PlatformRuleReadOnlyError(
-                "Platform rules are read-only; create a rule of your own (POST /api/v1/rules) instead."
+                _("Platform rules are read-only; create a rule of your own (POST /api/v1/rules) instead.")
             )
         return rule
 
@@ -387,17 +388,17 @@ class ListEntryInSerializer(StrictSerializerMixin, serializers.Serializer):
         kind = attrs["kind"]
         if kind == ListEntry.Kind.BANK_ACCOUNT:
             if "value" in attrs:
-                raise serializers.ValidationError({"value": ["Give account_number for a bank account entry."]})
+                raise serializers.ValidationError({"value": [_("Give account_number for a bank account entry.")]})
             digits = attrs.pop("account_number", "").replace(" ", "")
             if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 30:
-                raise serializers.ValidationError({"account_number": ["Must be 8–30 digits."]})
+                raise serializers.ValidationError({"account_number": [_("Must be 8–30 digits.")]})
             attrs["value"] = fingerprint(digits)
             attrs["display"] = mask_account_number(digits[-4:])
             return attrs
         if "account_number" in attrs:
-            raise serializers.ValidationError({"account_number": ["Only for bank_account entries."]})
+            raise serializers.ValidationError({"account_number": [_("Only for bank_account entries.")]})
         if "value" not in attrs:
-            raise serializers.ValidationError({"value": ["This field is required."]})
+            raise serializers.ValidationError({"value": [_("This field is required.")]})
         try:
             value = _VALUE_FIELDS[kind]().run_validation(attrs["value"])
         except serializers.ValidationError as exc:

@@ -63,8 +63,8 @@ def _messages(payload: dict) -> list[str]:
 
 
 def _common_errors(api, headers: dict) -> dict[str, object]:
-    """One response of each common kind: validation, bad filter, not found (DRF's and the JSON
-    middleware's), authentication, state conflict."""
+    """One response of each common kind: validation (a serializer's and a service's), bad filter,
+    not found (DRF's and the JSON middleware's), authentication, state conflict."""
     anonymous = APIClient()
     bad_key = APIClient()
     bad_key.credentials(HTTP_AUTHORIZATION="Bearer rg_not_a_key")
@@ -79,6 +79,14 @@ def _common_errors(api, headers: dict) -> dict[str, object]:
         "no_credentials": anonymous.get("/api/v1/refunds", **headers),
         "bad_key": bad_key.get("/api/v1/refunds", **headers),
         "conflict": api.post(f"/api/v1/freezes/{freeze['id']}/lift", {"reason": "again"}, format="json", **headers),
+        # A service's refusal, stored as the key's answer on the way out.
+        "service": api.post(
+            "/api/v1/refunds",
+            {"order": "no-such-order", "amount": 100, "reason": "mistake"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=f"lang-{sorted(headers.values())}",
+            **headers,
+        ),
     }
 
 
