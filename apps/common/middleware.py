@@ -88,11 +88,11 @@ def json_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     if not _is_json(response):
         from apps.common.language import machine_language  # it imports MACHINE_PREFIXES from here
 
-        status, code, message = _answer(request, response.status_code)
         # Outermost: an error raised before MachineLanguageMiddleware ran still answers in the
         # language the client asked for.
         with translation.override(machine_language(request.META.get("HTTP_ACCEPT_LANGUAGE", ""))):
-            answer = JsonResponse(error_body(code, str(message)), status=status)
+            status, code, message = _answer(request, response.status_code)
+            answer = JsonResponse(error_body(code, message), status=status)
         for header in _KEPT_HEADERS:
             if header in response:
                 answer[header] = response[header]

@@ -79,6 +79,9 @@ def _common_errors(api, headers: dict) -> dict[str, object]:
         "no_credentials": anonymous.get("/api/v1/refunds", **headers),
         "bad_key": bad_key.get("/api/v1/refunds", **headers),
         "conflict": api.post(f"/api/v1/freezes/{freeze['id']}/lift", {"reason": "again"}, format="json", **headers),
+        "webhook": anonymous.post(
+            "/webhooks/channels/no-such-channel/", b"{}", content_type="application/json", **headers
+        ),
         # A service's refusal, stored as the key's answer on the way out.
         "service": api.post(
             "/api/v1/refunds",
