@@ -16,10 +16,13 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
+from django.utils import translation
 
 from apps.accounts.models import User
 
 logger = logging.getLogger("refundguard.console")
+# The console's templates are written in English.
+CONSOLE_LANGUAGE = "en"
 
 R = User.Role
 
@@ -65,6 +68,13 @@ def staff_view(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def refusal(exc) -> str:
+    """A service's refusal (ServiceError) as the console shows it: in English, the language its
+    pages are written in, whatever the platform's default language (one language per page)."""
+    with translation.override(CONSOLE_LANGUAGE):
+        return str(exc.message)
 
 
 def not_found(request, what: str, pk) -> Http404:
