@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
 from apps.accounts.models import ApiKey, Merchant
@@ -37,13 +38,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         try:
             text = header.decode("ascii")
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.") from None
+            raise exceptions.AuthenticationFailed(_("Malformed Authorization header.")) from None
         parts = text.split()
         if len(parts) != 2 or parts[0] != self.keyword:
-            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
+            raise exceptions.AuthenticationFailed(_("Use 'Authorization: Bearer <api key>'."))
         key = api_key_authenticate(raw_key=parts[1])
         if key is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+            raise exceptions.AuthenticationFailed(_("Invalid or revoked API key."))
         return MerchantPrincipal(merchant=key.merchant, api_key=key), key
 
     def authenticate_header(self, request):

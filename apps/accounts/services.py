@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts.models import AccountFreeze, ApiKey, BankAccount, Customer, Merchant, User
@@ -110,15 +112,17 @@ def merchant_create(*, name: str) -> tuple[Merchant, str]:
     """Create a merchant and its first API key; returns the raw key (shown once)."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise ServiceError("Merchant name must be 1–200 characters.", fields={"name": ["Invalid length."]})
+        raise ServiceError(_("Merchant name must be 1–200 characters."), fields={"name": [_("Invalid length.")]})
     merchant = Merchant.objects.create(name=name)
-    _, raw = api_key_create(merchant=merchant)
+    _key, raw = api_key_create(merchant=merchant)
     return merchant, raw
 
 
 def staff_create(*, merchant: Merchant, username: str, password: str, role: str, email: str = "") -> User:
     if role not in User.Role.values:
-        raise ServiceError(f"Unknown role {role!r}.", fields={"role": ["Unknown role."]})
+        raise ServiceError(
+            format_lazy(_("Unknown role {value}."), value=repr(role)), fields={"role": [_("Unknown role.")]}
+        )
     return User.objects.create_user(username=username, password=password, email=email, merchant=merchant, role=role)
 
 
@@ -127,7 +131,7 @@ def _referrer_for(*, merchant: Merchant, referrer_external_id: str | None) -> Cu
         return None
     referrer = Customer.objects.filter(merchant=merchant, external_id=referrer_external_id).first()
     if referrer is None:
-        raise ServiceError("Unknown referrer.", fields={"referrer": ["No customer with this external_id."]})
+        raise ServiceError(_("Unknown referrer."), fields={"referrer": [_("No customer with this external_id.")]})
     return referrer
 
 
@@ -144,7 +148,7 @@ def customer_create(
 ) -> Customer:
     """Register a merchant's customer; `external_id` is unique per merchant (409 on repeat)."""
     if registered_at is not None and registered_at > timezone.now() + timedelta(minutes=2):
-        raise ServiceError("Cannot be in the future.", fields={"registered_at": ["Cannot be in the future."]})
+        raise ServiceError(_("Cannot be in the future."), fields={"registered_at": [_("Cannot be in the future.")]})
     referrer = _referrer_for(merchant=merchant, referrer_external_id=referrer_external_id)
     try:
         with transaction.atomic():
@@ -160,9 +164,9 @@ def customer_create(
             )
     except IntegrityError:
         raise ConflictError(
-            "A customer with this external_id already exists.",
+            _("A customer with this external_id already exists."),
             code="duplicate_external_id",
-            fields={"external_id": ["Already exists."]},
+            fields={"external_id": [_("Already exists.")]},
         ) from None
 
 
@@ -173,7 +177,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
     """Change contact details and trust inputs. The referrer is fixed once set (commissions rely on it)."""
     unknown = set(changes) - _CUSTOMER_EDITABLE
     if unknown:
-        raise ServiceError("These fields cannot be changed.", fields={f: ["Cannot be changed."] for f in unknown})
+        raise ServiceError(_("These fields cannot be changed."), fields={f: [_("Cannot be changed.")] for f in unknown})
     for field, value in changes.items():
         setattr(customer, field, value)
     customer.save(update_fields=list(changes))
@@ -210,7 +214,9 @@ def bank_account_get_or_create(
     # ASCII only: str.isdigit() also takes "６２２２" or "²", which would be stored, fingerprinted
     # apart from the same number in ASCII digits and sent to channels as is.
     if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 30:
-        raise ServiceError("Account number must be 8–30 digits.", fields={"account_number": ["Must be 8–30 digits."]})
+        raise ServiceError(
+            _("Account number must be 8–30 digits."), fields={"account_number": [_("Must be 8–30 digits.")]}
+        )
     holder_name, bank = _payee_text(holder_name), _payee_text(bank)
     fp = fingerprint(digits)
     same_number = BankAccount.objects.filter(merchant=merchant, customer=customer, fingerprint=fp)
@@ -265,10 +271,10 @@ def account_freeze(
 ) -> AccountFreeze:
     """Freeze a customer and/or bank account; money to or from it stops until lifted."""
     if customer is None and bank_account is None:
-        raise ServiceError("A freeze needs a customer or a bank account.")
+        raise ServiceError(_("A freeze needs a customer or a bank account."))
     for subject in (customer, bank_account):
         if subject is not None and subject.merchant_id != merchant.pk:
-            raise ServiceError("Subject belongs to another merchant.", code="not_found")
+            raise ServiceError(_("Subject belongs to another merchant."), code="not_found")
     with transaction.atomic():
         freeze = AccountFreeze.objects.create(
             merchant=merchant,
@@ -311,26 +317,26 @@ def account_freeze_from_request(
     submission attempt (apps.refunds / apps.payouts re-check freezes under their row lock)."""
     if bank_account_id is not None and bank_account is not None:
         raise ServiceError(
-            "Give either bank_account or bank_account_id, not both.",
-            fields={"bank_account_id": ["Not with bank_account."]},
+            _("Give either bank_account or bank_account_id, not both."),
+            fields={"bank_account_id": [_("Not with bank_account.")]},
         )
     customer = None
     if customer_external_id is not None:
         customer = Customer.objects.filter(merchant=merchant, external_id=customer_external_id).first()
         if customer is None:
-            raise ServiceError("Unknown customer.", fields={"customer": ["No such customer."]})
+            raise ServiceError(_("Unknown customer."), fields={"customer": [_("No such customer.")]})
     with transaction.atomic():
         account = None
         if bank_account_id is not None:
             account = BankAccount.objects.filter(merchant=merchant, pk=bank_account_id).first()
             if account is None:
-                raise ServiceError("Unknown bank account.", fields={"bank_account_id": ["No such bank account."]})
+                raise ServiceError(_("Unknown bank account."), fields={"bank_account_id": [_("No such bank account.")]})
         elif bank_account is not None:
             account = bank_account_get_or_create(merchant=merchant, customer=None, **bank_account)
         if customer is None and account is None:
             raise ServiceError(
-                "A freeze needs a customer or a bank account.",
-                fields={"customer": ["Give customer, bank_account or bank_account_id."]},
+                _("A freeze needs a customer or a bank account."),
+                fields={"customer": [_("Give customer, bank_account or bank_account_id.")]},
             )
         return account_freeze(
             merchant=merchant, reason=reason, customer=customer, bank_account=account, actor_label=actor_label

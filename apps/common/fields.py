@@ -8,6 +8,7 @@ import re
 import phonenumbers
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -22,9 +23,9 @@ class MinorUnitsField(serializers.Field):
     """A positive integer amount in minor units. Floats, strings, booleans and zero are refused."""
 
     default_error_messages = {
-        "invalid": "Must be an integer number of minor units (e.g. 12345 for 123.45).",
-        "min_value": "Must be at least {min_value}.",
-        "max_value": "Must be at most {max_value}.",
+        "invalid": _("Must be an integer number of minor units (e.g. 12345 for 123.45)."),
+        "min_value": _("Must be at least {min_value}."),
+        "max_value": _("Must be at most {max_value}."),
     }
 
     def __init__(self, *, min_value: int = 1, **kwargs) -> None:
@@ -48,7 +49,7 @@ class MinorUnitsField(serializers.Field):
 class CurrencyField(serializers.Field):
     """An upper-case ISO 4217 code the platform settles; `usd` and `XXX` are refused."""
 
-    default_error_messages = {"invalid": "Must be a supported ISO 4217 currency code in upper case."}
+    default_error_messages = {"invalid": _("Must be a supported ISO 4217 currency code in upper case.")}
 
     def to_internal_value(self, data):
         if not isinstance(data, str) or not currency_is_supported(data):
@@ -62,7 +63,7 @@ class CurrencyField(serializers.Field):
 class SingleLineCharField(serializers.CharField):
     """Text without control characters (no CR/LF log injection), trimmed, length-bounded."""
 
-    default_error_messages = {"control": "Must be a single line without control characters."}
+    default_error_messages = {"control": _("Must be a single line without control characters.")}
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("max_length", 200)
@@ -104,7 +105,7 @@ class PathSegmentField(SingleLineCharField):
 class MultiLineCharField(serializers.CharField):
     """Free text (reasons, notes): newlines allowed, other control characters refused."""
 
-    default_error_messages = {"control": "Must not contain control characters."}
+    default_error_messages = {"control": _("Must not contain control characters.")}
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("max_length", 2000)
@@ -122,7 +123,7 @@ class MultiLineCharField(serializers.CharField):
 class PhoneField(serializers.CharField):
     """One phone number in international form, stored as E.164 (what Twilio dials)."""
 
-    default_error_messages = {"phone": "Must be one valid phone number in international form, e.g. +8613800000000."}
+    default_error_messages = {"phone": _("Must be one valid phone number in international form, e.g. +8613800000000.")}
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("max_length", 32)
@@ -151,5 +152,5 @@ class StrictSerializerMixin:
             writable = {name for name, field in self.fields.items() if not field.read_only}
             unknown = sorted(set(data) - writable)
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
+                raise serializers.ValidationError({name: [_("Unknown or read-only field.")] for name in unknown})
         return super().to_internal_value(data)

@@ -27,6 +27,8 @@ from django.core.handlers.asgi import ASGIRequest
 from django.core.signals import got_request_exception
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 from kombu.exceptions import OperationalError as BrokerError
 
 from apps.common.errors import error_body
@@ -41,15 +43,15 @@ _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 _ATTRIBUTE = "_refundguard_exception"
 
 _ANSWERS = {
-    400: ("bad_request", "The request could not be understood."),
-    401: ("not_authenticated", "Authentication credentials were not provided."),
-    403: ("permission_denied", "You do not have permission to perform this action."),
-    404: ("not_found", "Not found."),
-    411: ("length_required", "Send the request body with a Content-Length header."),
-    413: ("payload_too_large", "Request body is too large."),
-    429: ("throttled", "Request was throttled."),
-    500: ("server_error", "Something went wrong on our side; it has been logged."),
-    503: ("service_unavailable", "The service is briefly unavailable; retry shortly."),
+    400: ("bad_request", _("The request could not be understood.")),
+    401: ("not_authenticated", _("Authentication credentials were not provided.")),
+    403: ("permission_denied", _("You do not have permission to perform this action.")),
+    404: ("not_found", _("Not found.")),
+    411: ("length_required", _("Send the request body with a Content-Length header.")),
+    413: ("payload_too_large", _("Request body is too large.")),
+    429: ("throttled", _("Request was throttled.")),
+    500: ("server_error", _("Something went wrong on our side; it has been logged.")),
+    503: ("service_unavailable", _("The service is briefly unavailable; retry shortly.")),
 }
 
 
@@ -74,7 +76,7 @@ def _answer(request: HttpRequest, status: int) -> tuple[int, str, str]:
     elif isinstance(exc, RequestDataTooBig):
         status = 413  # Django answers it as any suspicious request: a bare 400
     if status == 405:
-        return status, "method_not_allowed", f'Method "{request.method}" not allowed.'
+        return status, "method_not_allowed", _('Method "{method}" not allowed.').format(method=request.method)
     if status in _ANSWERS:
         return status, *_ANSWERS[status]
     try:
@@ -90,8 +92,13 @@ def json_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     if response.status_code < 400 or not request.path.startswith(MACHINE_PREFIXES):
         return response
     if not _is_json(response):
-        status, code, message = _answer(request, response.status_code)
-        answer = JsonResponse(error_body(code, message), status=status)
+        from apps.common.language import machine_language  # it imports MACHINE_PREFIXES from here
+
+        # Outermost: an error raised before MachineLanguageMiddleware ran still answers in the
+        # language the client asked for.
+        with translation.override(machine_language(request.META.get("HTTP_ACCEPT_LANGUAGE", ""))):
+            status, code, message = _answer(request, response.status_code)
+            answer = JsonResponse(error_body(code, message), status=status)
         for header in _KEPT_HEADERS:
             if header in response:
                 answer[header] = response[header]

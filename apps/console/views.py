@@ -28,7 +28,7 @@ from apps.commissions.selectors import commission_clawbacks_by_day_for_merchant,
 from apps.common.errors import ServiceError
 from apps.common.money import CurrencyError, Money
 from apps.console import selectors
-from apps.console.access import actor, can, forbidden, not_found, permissions_for, staff_view
+from apps.console.access import actor, can, forbidden, not_found, permissions_for, refusal, staff_view
 from apps.notifications.api import mask_address
 from apps.notifications.selectors import notification_list_for_merchant
 from apps.payouts.models import Disbursement, Kind
@@ -161,7 +161,7 @@ def _alert_action(request, pk: int, action: str):
         else:
             alert_resolve(alert_id=alert.pk, actor=actor(request), merchant=request.merchant, note=note)
     except ServiceError as exc:
-        error = exc.message
+        error = refusal(exc)
     alert = _alert_or_404(request, pk)
     if _is_htmx(request):
         return _render(request, "console/_alert_row.html", {"alert": alert, "error": error})
@@ -209,7 +209,7 @@ def alert_silence_view(request, pk: int):
             comment=request.POST.get("comment", "")[:500] or f"from alert #{alert.pk}",
         )
     except ServiceError as exc:
-        return _done(request, exc.message, url, error=True)
+        return _done(request, refusal(exc), url, error=True)
     return _done(request, f"Alerts of kind {alert.kind} are silenced for {hours} h.", url)
 
 
@@ -290,7 +290,7 @@ def case_decide_view(request, pk: int):
     try:
         case_decide(case=case, decision=decision, actor=actor(request), note=request.POST.get("note", "")[:2000])
     except ServiceError as exc:
-        return _done(request, exc.message, url, error=True)
+        return _done(request, refusal(exc), url, error=True)
     return _done(request, f"Case #{case.pk}: {decision}d.", url)
 
 
@@ -459,8 +459,8 @@ def disbursement_approve_view(request, kind: str, pk: int):
         )
     except ServiceError as exc:
         if OTP_FIELD in exc.fields:  # a form error beside the code field, nothing written
-            return _disbursement_page(request, kind, d, approve_error=exc.message, status=exc.status_code)
-        return _done(request, exc.message, url, error=True)
+            return _disbursement_page(request, kind, d, approve_error=refusal(exc), status=exc.status_code)
+        return _done(request, refusal(exc), url, error=True)
     return _done(request, f"Approval recorded; {kind[:-1]} #{d.pk} is {d.get_status_display().lower()}.", url)
 
 
@@ -566,7 +566,7 @@ def _rule_test(request, rule: Rule | None):
                     merchant=request.merchant, scope=form["scope"], expression=form["expression"], days=days
                 )
             except ServiceError as exc:
-                error, status = exc.message, 400
+                error, status = refusal(exc), 400
         if result is not None:
             rank = ACTION_PRECEDENCE[form["action"]]
             # Would decide: the request got a weaker outcome than this rule's action would give it.

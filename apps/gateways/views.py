@@ -13,6 +13,7 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -33,7 +34,7 @@ def channel_webhook(request, code: str):
     try:
         body = request.body
     except RequestDataTooBig:
-        return _error(413, "payload_too_large", "Request body is too large.")
+        return _error(413, "payload_too_large", _("Request body is too large."))
     try:
         receipt = webhook_receive(channel_code=code, headers=request.headers, body=body)
     except NotFoundError as exc:
@@ -43,5 +44,5 @@ def channel_webhook(request, code: str):
         return _error(413 if exc.code == "payload_too_large" else 400, exc.code, str(exc))
     except ChannelError as exc:
         logger.error("webhook for channel %s cannot be handled: %s", code, exc)
-        return _error(503, "channel_misconfigured", "This channel cannot receive webhooks now.")
+        return _error(503, "channel_misconfigured", _("This channel cannot receive webhooks now."))
     return JsonResponse({"status": receipt.status, "events": receipt.outcomes})

@@ -23,6 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer, User
 from apps.common.audit import audit_record
@@ -482,7 +483,7 @@ def notification_apply_provider_status(
                 n.provider, n.provider_id, n.sent_at = provider, provider_id, n.sent_at or now
                 early = ["provider", "provider_id", "sent_at"]
         if n is None:
-            raise NotFoundError("No notification was sent with this id.", code="unknown_sid")
+            raise NotFoundError(_("No notification was sent with this id."), code="unknown_sid")
         try:
             with transaction.atomic():
                 ProviderStatusEvent.objects.create(

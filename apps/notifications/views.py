@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from twilio.request_validator import RequestValidator
@@ -56,13 +57,13 @@ def twilio_status(request):
     `services.notification_apply_provider_status` (deduplicated on sid + status there)."""
     if not settings.TWILIO_AUTH_TOKEN:
         logger.warning("twilio status callback refused: TWILIO_AUTH_TOKEN is not configured")
-        return _error(403, "signature_unverifiable", "Twilio callbacks cannot be verified here.")
+        return _error(403, "signature_unverifiable", _("Twilio callbacks cannot be verified here."))
     try:
         valid = _signature_valid(request)  # reads the form: bounded by Django's DATA_UPLOAD_MAX_* settings
     except RequestDataTooBig:
-        return _error(413, "payload_too_large", "Request body is too large.")
+        return _error(413, "payload_too_large", _("Request body is too large."))
     except (TooManyFieldsSent, MultiPartParserError):
-        return _error(400, "payload_invalid", "The report's form body could not be parsed within its bounds.")
+        return _error(400, "payload_invalid", _("The report's form body could not be parsed within its bounds."))
     if not valid:
         # Never the body: it holds phone numbers, and a forged one is not worth keeping.
         logger.warning(
@@ -70,7 +71,7 @@ def twilio_status(request):
             "wrong" if request.headers.get("X-Twilio-Signature") else "missing",
             request.META.get("REMOTE_ADDR", "?"),
         )
-        return _error(403, "signature_mismatch", "The X-Twilio-Signature does not match this request.")
+        return _error(403, "signature_mismatch", _("The X-Twilio-Signature does not match this request."))
 
     params = request.POST.dict()
     for sid_name, status_name in _SID_AND_STATUS:
@@ -78,7 +79,9 @@ def twilio_status(request):
         if sid or status:
             break
     if not sid or not status:
-        return _error(400, "validation_error", "MessageSid and MessageStatus (or CallSid and CallStatus) are required.")
+        return _error(
+            400, "validation_error", _("MessageSid and MessageStatus (or CallSid and CallStatus) are required.")
+        )
     named = request.GET.get("n", "")
     try:
         services.notification_apply_provider_status(

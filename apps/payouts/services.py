@@ -32,6 +32,8 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import BankAccount, Customer, Merchant, User
 from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen, freeze_hold_for
@@ -42,7 +44,7 @@ from apps.accounts.services import (
     staff_totp_refusal,
 )
 from apps.common.audit import audit_record
-from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
+from apps.common.errors import ConflictError, InvalidStateError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
 from apps.common.publish import publish_after_commit
@@ -275,9 +277,9 @@ def _destination_extras(destination_account: dict, currency: str) -> tuple[dict,
     country = (account.pop("country", None) or settings.PAYOUT_HOME_COUNTRY).upper()
     account_currency = account.pop("currency", None) or currency
     if len(country) != 2 or not country.isascii() or not country.isalpha():
-        raise ServiceError("Unknown country.", fields={"destination_account.country": ["ISO 3166 alpha-2 code."]})
+        raise ServiceError(_("Unknown country."), fields={"destination_account.country": [_("ISO 3166 alpha-2 code.")]})
     if not currency_is_supported(account_currency):
-        raise ServiceError("Unsupported currency.", fields={"destination_account.currency": ["Unsupported."]})
+        raise ServiceError(_("Unsupported currency."), fields={"destination_account.currency": [_("Unsupported.")]})
     return account, country, account_currency
 
 
@@ -286,14 +288,15 @@ def _validated_lines(settlement_lines: list[dict] | None) -> list[dict]:
         return []
     if len(settlement_lines) > MAX_SETTLEMENT_LINES:
         raise ServiceError(
-            "Too many settlement lines.", fields={"settlement_lines": [f"At most {MAX_SETTLEMENT_LINES}."]}
+            _("Too many settlement lines."),
+            fields={"settlement_lines": [format_lazy(_("At most {value}."), value=MAX_SETTLEMENT_LINES)]},
         )
     lines = []
     for line in settlement_lines:
         amount = line.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise ServiceError(
-                "Invalid settlement line.", fields={"settlement_lines": ["Amounts are positive integers."]}
+                _("Invalid settlement line."), fields={"settlement_lines": [_("Amounts are positive integers.")]}
             )
         lines.append({"reference": str(line.get("reference", ""))[:100], "amount": amount})
     return lines
@@ -322,7 +325,7 @@ def payout_create(
     """
     source_currency = source_currency or currency
     if not currency_is_supported(source_currency):
-        raise ServiceError("Unsupported currency.", fields={"source_currency": ["Unsupported currency."]})
+        raise ServiceError(_("Unsupported currency."), fields={"source_currency": [_("Unsupported currency.")]})
     lines = _validated_lines(settlement_lines)
     account_fields, country, account_currency = _destination_extras(destination_account, currency)
     if Disbursement.objects.filter(kind=Kind.PAYOUT, merchant=merchant, reference=reference).exists():
@@ -354,9 +357,9 @@ def payout_create(
 
 def _duplicate_reference() -> ConflictError:
     return ConflictError(
-        "A payout with this reference already exists.",
+        _("A payout with this reference already exists."),
         code="duplicate_reference",
-        fields={"reference": ["Already used."]},
+        fields={"reference": [_("Already used.")]},
     )
 
 
@@ -376,10 +379,10 @@ def withdrawal_create(
     (as `payout_create`). Raises ServiceError, writing nothing, for an unknown customer or bad input."""
     customer = Customer.objects.filter(merchant=merchant, external_id=customer_external_id).first()
     if customer is None:
-        raise ServiceError("Unknown customer.", fields={"customer": ["No such customer."]})
+        raise ServiceError(_("Unknown customer."), fields={"customer": [_("No such customer.")]})
     source_currency = source_currency or currency
     if not currency_is_supported(source_currency):
-        raise ServiceError("Unsupported currency.", fields={"source_currency": ["Unsupported currency."]})
+        raise ServiceError(_("Unsupported currency."), fields={"source_currency": [_("Unsupported currency.")]})
     account_fields, country, account_currency = _destination_extras(destination_account, currency)
     with transaction.atomic():
         account = bank_account_get_or_create(merchant=merchant, customer=customer, **account_fields)
@@ -627,9 +630,16 @@ def _check_approver(d: Disbursement, approver: User) -> None:
     )
     if not allowed:
         raise ServiceError(
-            "This person may not approve payouts for this merchant.",
+            _("This person may not approve payouts for this merchant."),
             code="approver_not_allowed",
-            fields={"approver": [f"Must be active staff with a role in {', '.join(settings.PAYOUT_APPROVER_ROLES)}."]},
+            fields={
+                "approver": [
+                    format_lazy(
+                        _("Must be active staff with a role in {value}."),
+                        value=", ".join(settings.PAYOUT_APPROVER_ROLES),
+                    )
+                ]
+            },
         )
 
 
@@ -653,21 +663,35 @@ def payout_approve(*, disbursement_id: int, approver: User, note: str = "", otp_
         d = _lock(disbursement_id)
         _check_approver(d, approver)
         if d.status != S.PENDING_APPROVAL:
-            raise ConflictError(
-                f"Only a {d.kind} waiting for approval can be approved (this one is {d.status}).", code="invalid_state"
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only a {kind} waiting for approval can be approved (this one is {status})."),
+                    kind=d.kind,
+                    status=d.status,
+                )
             )
         username = approver.get_username()
         if username == d.created_by:
             raise UnprocessableError(
-                f"The person who created this {d.kind} cannot approve it (maker-checker): another staff member must.",
+                format_lazy(
+                    _(
+                        "The person who created this {kind} cannot approve it (maker-checker): "
+                        "another staff member must."
+                    ),
+                    kind=d.kind,
+                ),
                 code="creator_cannot_approve",
-                fields={"approver": ["Is the creator."]},
+                fields={"approver": [_("Is the creator.")]},
             )
         if Approval.objects.filter(disbursement=d, approver=approver).exists():
             raise ConflictError(
-                f"{username} has already approved this {d.kind}; the next approval must come from someone else.",
+                format_lazy(
+                    _("{username} has already approved this {kind}; the next approval must come from someone else."),
+                    username=username,
+                    kind=d.kind,
+                ),
                 code="duplicate_approver",
-                fields={"approver": ["Already approved."]},
+                fields={"approver": [_("Already approved.")]},
             )
         # Checked last, under the row lock. A refused code is raised after the block: the block
         # then commits only django-otp's failure count (its guessing throttle), no approval.
@@ -685,7 +709,10 @@ def _approval_record(d: Disbursement, approver: User, note: str) -> None:
         with transaction.atomic():
             Approval.objects.create(disbursement=d, approver=approver, note=note)
     except IntegrityError:
-        raise ConflictError(f"{username} has already approved this {d.kind}.", code="duplicate_approver") from None
+        raise ConflictError(
+            format_lazy(_("{username} has already approved this {kind}."), username=username, kind=d.kind),
+            code="duplicate_approver",
+        ) from None
     count = Approval.objects.filter(disbursement=d).count()
     party = _approver_party(approver)
     detail = {"approvals": count, "required": d.required_approvals, "note": note}
@@ -708,10 +735,16 @@ def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbu
     with transaction.atomic():
         d = _lock(disbursement_id)
         if d.status != S.HELD:
-            raise ConflictError(f"Only a held {d.kind} can be released (this one is {d.status}).", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only a held {kind} can be released (this one is {status})."), kind=d.kind, status=d.status
+                )
+            )
         if d.hold_kind == Disbursement.HoldKind.FREEZE:
             raise ConflictError(
-                f"This {d.kind} is held by a freeze: it goes on by itself when the freeze is lifted.",
+                format_lazy(
+                    _("This {kind} is held by a freeze: it goes on by itself when the freeze is lifted."), kind=d.kind
+                ),
                 code="held_by_freeze",
             )
         before = {"status": d.status, "required_approvals": d.required_approvals}
@@ -737,7 +770,9 @@ def payout_cancel(*, disbursement_id: int, actor: str, party: str = Party.MERCHA
         d = _lock(disbursement_id)
         cancellable = (S.CREATED, S.CHECKING, S.PENDING_APPROVAL, S.APPROVED, S.HELD, S.FAILED)
         if d.status not in cancellable:
-            raise ConflictError(f"A {d.kind} that is {d.status} can no longer be cancelled.", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(_("A {kind} that is {status} can no longer be cancelled."), kind=d.kind, status=d.status)
+            )
         before = {"status": d.status}
         _release_funds(d, "cancelled")
         d.next_poll_at = None
@@ -1325,7 +1360,11 @@ def payout_recall_request(*, disbursement_id: int, actor: str, note: str = "") -
     with transaction.atomic():
         d = _lock(disbursement_id)
         if d.status not in (S.PAID, S.RECALL_FAILED) or d.channel is None:
-            raise ConflictError(f"Only a paid {d.kind} can be recalled (this one is {d.status}).", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only a paid {kind} can be recalled (this one is {status})."), kind=d.kind, status=d.status
+                )
+            )
         before = {"status": d.status}
         d.recall_seq += 1
         d.next_poll_at = timezone.now() + settings.PAYOUT_POLL_INTERVAL
@@ -1424,13 +1463,13 @@ def _lock_incident(incident_id: int, merchant: Merchant | None = None) -> Incide
         rows = rows.filter(merchant=merchant)
     incident = rows.filter(pk=incident_id).first()
     if incident is None:
-        raise NotFoundError("No such incident.")
+        raise NotFoundError(_("No such incident."))
     return incident
 
 
 def _open_only(incident: Incident) -> None:
     if incident.status == Incident.Status.RESOLVED:
-        raise ConflictError("The incident is resolved.", code="incident_resolved")
+        raise ConflictError(_("The incident is resolved."), code="incident_resolved")
 
 
 def incident_open(*, disbursement_id: int, summary: str, actor: str) -> Incident:
@@ -1449,7 +1488,9 @@ def incident_open(*, disbursement_id: int, summary: str, actor: str) -> Incident
                     opened_by=actor[:150],
                 )
         except IntegrityError:
-            raise ConflictError(f"This {d.kind} already has an open incident.", code="incident_open") from None
+            raise ConflictError(
+                format_lazy(_("This {kind} already has an open incident."), kind=d.kind), code="incident_open"
+            ) from None
         _incident_step(incident, IncidentStep.Action.OPENED, actor=actor, notes=summary, detail={"status": d.status})
         _record(
             d,
@@ -1551,16 +1592,19 @@ def incident_record_return(
         _open_only(incident)
         d = _lock(incident.disbursement_id)
         if d.status not in (S.PAID, S.RECALL_FAILED):
-            raise ConflictError(
-                f"Returns are recorded for a paid {d.kind} whose recall failed (this one is {d.status}).",
-                code="invalid_state",
+            raise InvalidStateError(
+                format_lazy(
+                    _("Returns are recorded for a paid {kind} whose recall failed (this one is {status})."),
+                    kind=d.kind,
+                    status=d.status,
+                )
             )
         remaining = incident.amount_at_risk - incident.amount_recovered
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= remaining:
             raise UnprocessableError(
-                f"At most {remaining} is still to recover.",
+                format_lazy(_("At most {remaining} is still to recover."), remaining=remaining),
                 code="amount_exceeds_at_risk",
-                fields={"amount": [f"Between 1 and {remaining}."]},
+                fields={"amount": [format_lazy(_("Between 1 and {remaining}."), remaining=remaining)]},
             )
         n = incident.steps.filter(action=IncidentStep.Action.FUNDS_RETURNED).count() + 1
         _money_back(d, f"recovered:{n}", amount, f"{d.kind} {d.pk}: negotiated return {n}")
@@ -1603,9 +1647,9 @@ def incident_resolve(
 ) -> Incident:
     """Close an incident with its root cause and category: it joins the searchable case library."""
     if not root_cause.strip():
-        raise ServiceError("A root cause is required.", fields={"root_cause": ["Required."]})
+        raise ServiceError(_("A root cause is required."), fields={"root_cause": [_("Required.")]})
     if category not in Incident.Category.values:
-        raise ServiceError("Unknown category.", fields={"category": ["Unknown category."]})
+        raise ServiceError(_("Unknown category."), fields={"category": [_("Unknown category.")]})
     with transaction.atomic():
         incident = _lock_incident(incident_id, merchant)
         _open_only(incident)

@@ -8,6 +8,7 @@ import rule_engine
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Merchant
 from apps.common.audit import audit_record
@@ -44,7 +45,7 @@ def rule_create(*, merchant: Merchant | None, actor: str, **fields) -> Rule:
             rule = Rule.objects.create(merchant=merchant, updated_by=actor, **fields)
     except IntegrityError:
         raise ServiceError(
-            "A rule with this code exists.", code="duplicate_code", fields={"code": ["Already exists."]}
+            _("A rule with this code exists."), code="duplicate_code", fields={"code": [_("Already exists.")]}
         ) from None
     _snapshot(rule, actor)
     _audit(rule, "rule.create", after={"code": rule.code, **{field: getattr(rule, field) for field in _VERSIONED}})

@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer, Merchant, User
 from apps.accounts.selectors import customer_is_frozen
@@ -283,12 +284,12 @@ def case_assign(*, case: Case, assignee_username: str, actor: str) -> Case:
     assignee = User.objects.filter(username=assignee_username, merchant_id=case.merchant_id, is_active=True).first()
     if assignee is None:
         raise ServiceError(
-            "No such staff member.", fields={"assignee": ["No staff member of yours has this username."]}
+            _("No such staff member."), fields={"assignee": [_("No staff member of yours has this username.")]}
         )
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case.pk)
         if case.status == Case.Status.DECIDED:
-            raise ConflictError("The case is already decided.", code="case_decided")
+            raise ConflictError(_("The case is already decided."), code="case_decided")
         case.assignee = assignee
         case.status = Case.Status.ASSIGNED
         case.save(update_fields=["assignee", "status"])
@@ -315,10 +316,10 @@ def case_decide(*, case: Case, decision: str, actor: str, note: str = "") -> Cas
     everything back. Callers: the cases API and the console.
     """
     if decision not in REVIEWER_DECISIONS:
-        raise ServiceError("Unknown decision.", fields={"decision": ["Must be approve or decline."]})
+        raise ServiceError(_("Unknown decision."), fields={"decision": [_("Must be approve or decline.")]})
     with transaction.atomic():
         if Case.objects.filter(pk=case.pk, status=Case.Status.DECIDED).exists():
-            raise ConflictError("The case is already decided.", code="case_decided")
+            raise ConflictError(_("The case is already decided."), code="case_decided")
         responses = case_decided.send(
             sender=Case,
             case_id=case.pk,
@@ -333,7 +334,7 @@ def case_decide(*, case: Case, decision: str, actor: str, note: str = "") -> Cas
         locked = Case.objects.select_for_update().get(pk=case.pk)
         if not handled:
             if locked.status == Case.Status.DECIDED:
-                raise ConflictError("The case is already decided.", code="case_decided")
+                raise ConflictError(_("The case is already decided."), code="case_decided")
             locked = case_close(
                 subject_type=case.subject_type, subject_id=case.subject_id, decision=decision, actor=actor
             )
@@ -356,7 +357,7 @@ def list_entry_create(
     """Add an allow or block list entry. `value` is already normalised by the caller (IP compressed,
     phone E.164, bank account as a fingerprint); emails are lower-cased here."""
     if expires_at is not None and expires_at <= timezone.now():
-        raise ServiceError("expires_at must be in the future.", fields={"expires_at": ["Must be in the future."]})
+        raise ServiceError(_("expires_at must be in the future."), fields={"expires_at": [_("Must be in the future.")]})
     if kind == ListEntry.Kind.EMAIL:
         value = value.lower()
     with transaction.atomic():
@@ -394,9 +395,9 @@ def list_entry_update(*, entry: ListEntry, **changes) -> ListEntry:
     """Change an entry's reason or expiry (kind and value are fixed: delete and re-add instead)."""
     unknown = set(changes) - {"reason", "expires_at"}
     if unknown:
-        raise ServiceError("These fields cannot be changed.", fields={f: ["Cannot be changed."] for f in unknown})
+        raise ServiceError(_("These fields cannot be changed."), fields={f: [_("Cannot be changed.")] for f in unknown})
     if changes.get("expires_at") is not None and changes["expires_at"] <= timezone.now():
-        raise ServiceError("expires_at must be in the future.", fields={"expires_at": ["Must be in the future."]})
+        raise ServiceError(_("expires_at must be in the future."), fields={"expires_at": [_("Must be in the future.")]})
     changed = {name: value for name, value in changes.items() if getattr(entry, name) != value}
     if not changed:
         return entry

@@ -22,6 +22,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 
 from apps.common.parsers import JSONRefused, JSONTooLarge, strict_json_loads
 from apps.gateways import reasons
@@ -237,7 +238,7 @@ class SandboxAdapter(ChannelAdapter):
                 raise _BadAnswer("request id")
             result = self._result(data, request_id=data["request_id"], http_status=None)
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise WebhookRejected("Webhook body is not a valid event.", code="payload_invalid") from exc
+            raise WebhookRejected(_("Webhook body is not a valid event."), code="payload_invalid") from exc
         return [InboundEvent(event_id=event_id, result=result, raw=event)]
 
     # --- HTTP ---------------------------------------------------------------------------------
