@@ -5,6 +5,7 @@ clear error; approvals come from signed-in staff, never from an API key (one key
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
@@ -34,6 +35,13 @@ S = Disbursement.Status
 LARGE = 10_000_000  # PAYOUT_LARGE_AMOUNT: 100 000.00
 
 
+@pytest.fixture(autouse=True)
+def _english():
+    """Services' messages are read here as an English-speaking caller would get them."""
+    with translation.override("en"):
+        yield
+
+
 def large_payout(merchant, *, maker: str) -> Disbursement:
     fund_merchant(merchant, LARGE)
     return payout_create(
@@ -58,7 +66,7 @@ def test_large_payout_needs_two_different_approvers_and_refuses_the_creator_and_
     with pytest.raises(UnprocessableError) as creator:
         payout_approve(disbursement_id=d.pk, approver=maker)
     assert creator.value.code == "creator_cannot_approve"
-    assert "cannot approve" in creator.value.message
+    assert "cannot approve" in str(creator.value.message)
 
     payout_approve(disbursement_id=d.pk, approver=first, note="matches the settlement report")
     d.refresh_from_db()
