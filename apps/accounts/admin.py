@@ -6,7 +6,7 @@ from apps.accounts.models import AccountFreeze, ApiKey, BankAccount, Customer, M
 
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "is_active", "default_locale", "created_at")
+    list_display = ("id", "name", "is_active", "default_locale", "api_rate_per_minute", "created_at")
     search_fields = ("name",)
 
 

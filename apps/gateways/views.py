@@ -1,7 +1,8 @@
 """Inbound channel webhooks: POST /webhooks/channels/<code>/.
 
 400 {"error": ...} for anything that fails authentication or parsing (nothing written), 404 for
-an unknown channel, 405 for other methods, 200 {"status": "accepted" | "duplicate"} otherwise.
+an unknown channel, 405 for other methods, 429 past the channel's rate (RATE_LIMITS; banks retry
+later), 200 {"status": "accepted" | "duplicate"} otherwise.
 Banks retry on anything but 2xx, so a handler failure answers 500 and the event comes again.
 """
 
@@ -15,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from apps.common.errors import NotFoundError, error_body
+from apps.common.throttling import throttled_json, webhook_limit_wait
 from apps.gateways.base import ChannelError, WebhookRejected
 from apps.gateways.services import webhook_receive
 
@@ -28,6 +30,9 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def channel_webhook(request, code: str):
+    wait = webhook_limit_wait(f"channels/{code}")
+    if wait is not None:
+        return throttled_json(wait)
     try:
         body = request.body
     except RequestDataTooBig:
