@@ -43,7 +43,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request)
         if not header:
             return None
-        address = client_ip(request)
+        address = client_ip(request) or "unknown"
         wait = limit_wait(AUTH_FAILURES, address)
         if wait is not None:
             raise exceptions.Throttled(wait, "Too many failed authentications from this address.")

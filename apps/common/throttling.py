@@ -1,11 +1,11 @@
 """Rate limits: who the client is, how its requests are counted, and what a limited request gets.
 
 Every limit is a fixed window counted in the `throttle` cache (settings.CACHES: Redis when
-REDIS_URL is set, shared by every process; a folder under VAR_DIR in the embedded setup, which the
-web, worker and beat processes share too). A window is one atomic `incr` per request: DRF's own
-SimpleRateThrottle reads, appends to and writes back a list of timestamps, so requests sent in
-parallel (the attack a limit is for) read the same list and all pass. Rates are DRF rate strings
-("120/min") in settings.RATE_LIMITS (README, "Rate limits").
+REDIS_URL is set, shared by every process; a folder under VAR_DIR in the embedded setup, which its
+web, worker and beat processes share too). A window is one `incr` per request, atomic on Redis:
+DRF's own SimpleRateThrottle reads, appends to and writes back a list of timestamps, so requests
+sent in parallel (the attack a limit is for) read the same list and all pass. Rates are DRF rate
+strings ("120/min") in settings.RATE_LIMITS (README, "Rate limits").
 
 The API uses the DRF throttles at the bottom (DEFAULT_THROTTLE_CLASSES; the per-key one lives in
 apps.accounts.throttling); plain views (progress links, webhooks) call `limit_hit`/`limit_wait`
@@ -14,6 +14,7 @@ and answer `throttled_json` or a page of their own with `Retry-After`.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 
@@ -28,23 +29,25 @@ CACHE_ALIAS = "throttle"
 _KEY_PREFIX = "rl"
 
 
-def client_ip(request: HttpRequest) -> str:
-    """The client's address as the outermost trusted proxy saw it.
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address as the outermost trusted proxy saw it (None when the request has none,
+    e.g. one built in a test or a management command).
 
     With NUM_PROXIES = 0 (no proxy) this is REMOTE_ADDR and X-Forwarded-For is ignored: anyone can
     send that header. Behind N proxies that each append the address they saw (nginx's
     $proxy_add_x_forwarded_for), the N-th entry from the right is the one our first proxy added;
     everything left of it came from the client. DRF's NUM_PROXIES rule, in one place for the API
     throttles, the progress links, the webhooks and the login lockout (django-axes)."""
-    remote = request.META.get("REMOTE_ADDR", "") or "unknown"
+    address = request.META.get("REMOTE_ADDR") or None
     proxies = settings.NUM_PROXIES
-    if proxies <= 0:
-        return remote
     forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
     forwarded = [part for part in forwarded if part]
-    if not forwarded:
-        return remote
-    return forwarded[-min(proxies, len(forwarded))]
+    if proxies > 0 and forwarded:
+        address = forwarded[-min(proxies, len(forwarded))]
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:  # not an address: a proxy count set higher than there are proxies
+        return None
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -75,12 +78,11 @@ def limit_hit(scope: str, ident: str, rate: str | None = None) -> int | None:
     number, left = _window(duration)
     cache = caches[CACHE_ALIAS]
     key = _key(scope, ident, number)
-    cache.add(key, 0, timeout=duration + 1)
     try:
         count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=duration + 1)
-        count = 1
+    except ValueError:  # the window's first request (or the first two at once: add lets one win)
+        # Kept a window longer than it counts, so it never expires under a request still in it.
+        count = 1 if cache.add(key, 1, timeout=2 * duration) else cache.incr(key)
     return max(1, math.ceil(left)) if count > num else None
 
 
@@ -113,7 +115,7 @@ def progress_link_missed(request: HttpRequest) -> int | None:
     the seconds to wait when this client is over RATE_LIMITS["progress_link_miss"], else None.
     Only misses count: a customer reloading a link that works is never limited, even from an
     address that is guessing (the tokens are signed, so a guess cannot find one)."""
-    return limit_hit("progress_link_miss", client_ip(request))
+    return limit_hit("progress_link_miss", client_ip(request) or "unknown")
 
 
 def webhook_limit_wait(channel: str) -> int | None:
@@ -163,4 +165,4 @@ class ClientIpThrottle(CountingThrottle):
     scope = "api_ip"
 
     def ident_for(self, request) -> str:
-        return client_ip(request)
+        return client_ip(request) or "unknown"

@@ -100,6 +100,8 @@ def test_the_client_address_comes_from_forwarded_for_only_behind_configured_prox
     assert client_ip(request) == "203.0.113.9"  # what our proxy appended, not what the client sent
     settings.NUM_PROXIES = 2
     assert client_ip(request) == "1.1.1.1"
+    settings.NUM_PROXIES = 1
+    assert client_ip(RequestFactory().get("/", HTTP_X_FORWARDED_FOR="<script>", REMOTE_ADDR="10.0.0.2")) is None
 
 
 def test_a_forged_forwarded_for_does_not_escape_the_address_limit(limits, settings, merchant):
