@@ -174,9 +174,11 @@ if REDIS_URL:
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="refundguard") + "-throttle",
     }
 else:
+    # incr() there rewrites an entry with the cache's default timeout: a day, the longest window.
     CACHES["throttle"] = {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": str(VAR_DIR / "throttle"),
+        "TIMEOUT": 24 * 3600,
     }
 
 # How live events (alerts, notifications) reach browsers: "channel_layer" sends them straight to
