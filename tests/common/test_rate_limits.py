@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from apps.accounts.services import api_key_create
 from apps.common.throttling import client_ip
 from apps.gateways.services import ensure_sandbox_channel
+from tests.support import send_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +134,14 @@ def test_twilio_status_callbacks_are_limited(limits, client):
     data = {"MessageSid": "SM1", "MessageStatus": "delivered"}
     assert [client.post("/webhooks/twilio/status/", data).status_code for _ in range(2)] == [403, 403]
     assert_throttled(client.post("/webhooks/twilio/status/", data))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_thirty_parallel_requests_of_one_key_pass_exactly_the_limit(limits, api):
+    """The overshoot of a limit under parallel requests (RELIABILITY G14): none. A day's window, so
+    the test cannot straddle a window's end."""
+    limits(api_key="10/day")
+    answers = send_at_once(api, 30, lambda client: client.get(CUSTOMERS))
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [200] * 10 + [429] * 20
