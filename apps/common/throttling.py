@@ -160,7 +160,9 @@ class CountingThrottle(BaseThrottle):
 
 
 class ClientIpThrottle(CountingThrottle):
-    """Every API request of one client address, whoever it authenticates as."""
+    """Every API request of one client address, whoever it authenticates as (those refused for
+    lack of credentials are counted by apps.common.exception_handler, since DRF checks
+    permissions before throttles)."""
 
     scope = "api_ip"
 

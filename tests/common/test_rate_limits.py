@@ -74,6 +74,15 @@ def test_one_address_is_limited_across_keys_and_other_addresses_are_not(limits, 
     assert key_client(merchant, "198.51.100.8").get(CUSTOMERS).status_code == 200
 
 
+def test_requests_without_credentials_count_against_the_address(limits, merchant):
+    limits(api_ip="3/min")
+    anonymous = APIClient(REMOTE_ADDR="198.51.100.9")
+    assert [anonymous.get(CUSTOMERS).status_code for _ in range(3)] == [401, 401, 401]
+    assert_throttled(anonymous.get(CUSTOMERS))
+    assert_throttled(key_client(merchant, "198.51.100.9").get(CUSTOMERS))
+    assert key_client(merchant, "198.51.100.10").get(CUSTOMERS).status_code == 200
+
+
 def test_80_bad_keys_from_one_address_get_at_most_the_limit_of_401s(limits, merchant):
     limits(api_auth_failure="10/min")
     statuses = []
