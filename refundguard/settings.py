@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "csp",
     "pgtrigger",
+    "axes",
     "apps.common",
     "apps.accounts",
     "apps.orders",
@@ -91,6 +92,8 @@ MIDDLEWARE = [
     "apps.common.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "refundguard.urls"
@@ -144,6 +147,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/console/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -168,6 +173,23 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Rate-limit counters (apps/common/throttling.py) must be seen by every process that serves
+# requests: Redis when there is one (its own key prefix, so tests can forget them alone), else a
+# folder the embedded setup's processes share (a per-process LocMem would multiply every limit by
+# the number of web processes).
+if REDIS_URL:
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="refundguard") + "-throttle",
+    }
+else:
+    # incr() there rewrites an entry with the cache's default timeout: a day, the longest window.
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "throttle"),
+        "TIMEOUT": 24 * 3600,
+    }
 
 # How live events (alerts, notifications) reach browsers: "channel_layer" sends them straight to
 # the channel layer (Redis: every process shares it); "database" writes them to a table that the
@@ -600,6 +622,38 @@ PAYOUT_POLL_CONCURRENCY = env.int("PAYOUT_POLL_CONCURRENCY", default=8)
 # Requests larger than this are refused before parsing (bytes).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 
+# --- Rate limits (apps/common/throttling.py; README "Rate limits", docs/operations.md) ---------------
+# Proxies in front of the app that append the client's address to X-Forwarded-For (deploy/nginx.conf
+# is one). 0: the address is the TCP peer and X-Forwarded-For is ignored, since any client can send
+# it. Set it to exactly the number of proxies: one too many lets a client choose its own address.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+# DRF rate strings: "<requests>/<sec|min|hour|day>", each counted in fixed windows.
+RATE_LIMITS = {
+    # Every API request of one API key (a merchant's `api_rate_per_minute` overrides it, per key).
+    "api_key": env.str("RATE_LIMIT_API_KEY", default="600/min"),
+    # Every API request from one client address, whatever it authenticates as.
+    "api_ip": env.str("RATE_LIMIT_API_IP", default="1200/min"),
+    # Failed API authentications (bad, revoked or malformed keys) from one client address.
+    "api_auth_failure": env.str("RATE_LIMIT_API_AUTH_FAILURES", default="20/min"),
+    # Progress-link lookups from one client address that name no refund, withdrawal or statement.
+    "progress_link_miss": env.str("RATE_LIMIT_PROGRESS_LINK_MISSES", default="30/hour"),
+    # Webhook deliveries per channel: each bank channel, and Twilio's status callbacks, counted apart.
+    "webhook_channel": env.str("RATE_LIMIT_WEBHOOK_CHANNEL", default="1200/min"),
+}
+# Console and admin sign-in (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address, that username is locked out from that address for
+# LOGIN_LOCKOUT_MINUTES (each further attempt restarts it), right password or not; other users
+# and addresses sign in as before. Attempts live in the database (the admin lists them and can
+# unlock): they outlive a Redis restart, and the embedded setup needs nothing more.
+AXES_ENABLED = env.bool("LOGIN_LOCKOUT_ENABLED", default=True)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.common.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.login_locked_out"
+
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -612,6 +666,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.common.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.common.exception_handler.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.common.throttling.ClientIpThrottle",
+        "apps.accounts.throttling.ApiKeyThrottle",
+    ],
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }

@@ -7,7 +7,7 @@ from apps.accounts.services import api_key_revoke
 
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "is_active", "default_locale", "created_at")
+    list_display = ("id", "name", "is_active", "default_locale", "api_rate_per_minute", "created_at")
     search_fields = ("name",)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -23,6 +24,13 @@ class Merchant(models.Model):
     # Optional live usage source asked during refund decisions (see apps.orders.usage).
     usage_provider_url = models.URLField(blank=True)
     usage_provider_timeout_ms = models.PositiveIntegerField(default=800)
+    # Requests per minute each of its API keys may make; empty: RATE_LIMITS["api_key"] (settings).
+    api_rate_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Requests per minute allowed to each API key of this merchant. Empty: the platform default.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -25,6 +25,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from apps.common.models import AuditEntry
+from apps.common.throttling import client_ip
 
 Kind = AuditEntry.ActorKind
 
@@ -111,7 +112,7 @@ def _where(context: AuditContext | None) -> dict:
         return {"source": context.task[:200]}
     meta = context.request.META
     return {
-        "ip": meta.get("REMOTE_ADDR") or None,
+        "ip": client_ip(context.request),
         "user_agent": meta.get("HTTP_USER_AGENT", "")[:300],
         "source": f"{context.request.method} {context.request.path}"[:200],
     }

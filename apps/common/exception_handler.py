@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from apps.common.errors import InvalidStateError, PayloadTooLargeError, ServiceError, error_body
+from apps.common.throttling import ClientIpThrottle
 
 _CODES = {
     exceptions.ValidationError: "validation_error",
@@ -63,6 +64,12 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, exceptions.NotAuthenticated) and context.get("request") is not None:
+        # DRF checks permissions before throttles, so a request without credentials never reaches
+        # the per-address throttle: count it here, so every API request from an address counts.
+        throttle = ClientIpThrottle()
+        if not throttle.allow_request(context["request"], context.get("view")):
+            exc = exceptions.Throttled(throttle.wait())
 
     response = exception_handler(exc, context)
     if response is None:

@@ -2,8 +2,9 @@
 
 400 {"error": ...} for anything that fails authentication or parsing (nothing written; the body is
 bounded in size and nesting depth before it is parsed, apps/common/parsers.py), 413 for a body over
-DATA_UPLOAD_MAX_MEMORY_SIZE, 404 for an unknown channel, 405 (with `Allow`) for other methods,
-200 {"status": "accepted" | "duplicate"} otherwise.
+DATA_UPLOAD_MAX_MEMORY_SIZE, 404 for an unknown channel, 405 (with `Allow`) for other methods, 429
+past the channel's rate (RATE_LIMITS; banks retry later), 200 {"status": "accepted" | "duplicate"}
+otherwise.
 Banks retry on anything but 2xx, so a handler failure answers 500 and the event comes again.
 """
 
@@ -18,6 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from apps.common.errors import NotFoundError, error_body
+from apps.common.throttling import throttled_json, webhook_limit_wait
 from apps.gateways.base import ChannelError, WebhookRejected
 from apps.gateways.services import webhook_receive
 
@@ -31,6 +33,9 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def channel_webhook(request, code: str):
+    wait = webhook_limit_wait(f"channels/{code}")
+    if wait is not None:
+        return throttled_json(wait)
     try:
         body = request.body
     except RequestDataTooBig:

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from twilio.request_validator import RequestValidator
 
 from apps.common.errors import NotFoundError, error_body
+from apps.common.throttling import progress_link_missed, throttled_json, webhook_limit_wait
 from apps.notifications import selectors, services
 from apps.notifications.api import InboxItemSerializer
 from apps.refunds.services import refund_get_by_progress_token
@@ -55,6 +56,9 @@ def _signature_valid(request) -> bool:
 def twilio_status(request):
     """Authenticate a Twilio status callback, then hand it to
     `services.notification_apply_provider_status` (deduplicated on sid + status there)."""
+    wait = webhook_limit_wait("twilio/status")
+    if wait is not None:
+        return throttled_json(wait)
     if not settings.TWILIO_AUTH_TOKEN:
         logger.warning("twilio status callback refused: TWILIO_AUTH_TOKEN is not configured")
         return _error(403, "signature_unverifiable", _("Twilio callbacks cannot be verified here."))
@@ -109,6 +113,9 @@ def customer_inbox(request, token: str):
     withdrawals never show here, and nothing is written; a tampered or expired token is a 404."""
     refund = refund_get_by_progress_token(token)
     if refund is None:
+        wait = progress_link_missed(request)
+        if wait is not None:
+            return throttled_json(wait, "Too many links that do not work; retry later.")
         return _error(404, "not_found", "This link is not valid or has expired.")
     scope = {"customer": refund.customer, "subject_type": "refund", "subject_id": refund.pk}
     rows = selectors.inbox_list_for_customer(**scope)[:INBOX_PAGE_SIZE]
