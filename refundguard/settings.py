@@ -53,6 +53,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
+    "pgtrigger",
+    "axes",
     "apps.common",
     "apps.accounts",
     "apps.orders",
@@ -71,7 +76,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so it sees every error response (apps/common/middleware.py).
     "apps.common.middleware.JSONErrorMiddleware",
+    # Bodies sent chunked: read within DATA_UPLOAD_MAX_MEMORY_SIZE, never as empty.
+    "apps.common.middleware.ChunkedBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -79,8 +88,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who and from where for the audit log, read when a row is written (apps/common/audit.py).
+    "apps.common.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "refundguard.urls"
@@ -134,6 +147,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/console/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -158,6 +173,23 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Rate-limit counters (apps/common/throttling.py) must be seen by every process that serves
+# requests: Redis when there is one (its own key prefix, so tests can forget them alone), else a
+# folder the embedded setup's processes share (a per-process LocMem would multiply every limit by
+# the number of web processes).
+if REDIS_URL:
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="refundguard") + "-throttle",
+    }
+else:
+    # incr() there rewrites an entry with the cache's default timeout: a day, the longest window.
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "throttle"),
+        "TIMEOUT": 24 * 3600,
+    }
 
 # How live events (alerts, notifications) reach browsers: "channel_layer" sends them straight to
 # the channel layer (Redis: every process shares it); "database" writes them to a table that the
@@ -555,6 +587,12 @@ PAYOUT_REVIEW_NEW_DESTINATION = env.bool("PAYOUT_REVIEW_NEW_DESTINATION", defaul
 # Merchant staff roles that may approve (platform operators with is_staff may too) — through the
 # API, the admin and the console alike. Reviewers decide risk cases; money out is finance's.
 PAYOUT_APPROVER_ROLES = env.list("PAYOUT_APPROVER_ROLES", default=["owner", "finance"])
+# Second factor (django-otp, TOTP): the approval that completes a payout or withdrawal at or above
+# PAYOUT_LARGE_AMOUNT carries a code from the approver's confirmed authenticator, enrolled on the
+# console's security page. The issuer names RefundGuard in the authenticator app; a wrong code waits
+# OTP_TOTP_THROTTLE_FACTOR × 2^(failures − 1) seconds before the next try is even checked.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="RefundGuard")
+OTP_TOTP_THROTTLE_FACTOR = env.int("OTP_TOTP_THROTTLE_FACTOR", default=1)
 # FX simulation: a class (dotted path) answering rate(base=, quote=) → Decimal | None, and the
 # fixed-rate table the default source reads ("BASE:QUOTE": units of QUOTE per unit of BASE, as strings).
 PAYOUT_FX_RATE_SOURCE = env.str("PAYOUT_FX_RATE_SOURCE", default="apps.payouts.fx.FixedRateSource")
@@ -584,6 +622,38 @@ PAYOUT_POLL_CONCURRENCY = env.int("PAYOUT_POLL_CONCURRENCY", default=8)
 # Requests larger than this are refused before parsing (bytes).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 
+# --- Rate limits (apps/common/throttling.py; README "Rate limits", docs/operations.md) ---------------
+# Proxies in front of the app that append the client's address to X-Forwarded-For (deploy/nginx.conf
+# is one). 0: the address is the TCP peer and X-Forwarded-For is ignored, since any client can send
+# it. Set it to exactly the number of proxies: one too many lets a client choose its own address.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+# DRF rate strings: "<requests>/<sec|min|hour|day>", each counted in fixed windows.
+RATE_LIMITS = {
+    # Every API request of one API key (a merchant's `api_rate_per_minute` overrides it, per key).
+    "api_key": env.str("RATE_LIMIT_API_KEY", default="600/min"),
+    # Every API request from one client address, whatever it authenticates as.
+    "api_ip": env.str("RATE_LIMIT_API_IP", default="1200/min"),
+    # Failed API authentications (bad, revoked or malformed keys) from one client address.
+    "api_auth_failure": env.str("RATE_LIMIT_API_AUTH_FAILURES", default="20/min"),
+    # Progress-link lookups from one client address that name no refund, withdrawal or statement.
+    "progress_link_miss": env.str("RATE_LIMIT_PROGRESS_LINK_MISSES", default="30/hour"),
+    # Webhook deliveries per channel: each bank channel, and Twilio's status callbacks, counted apart.
+    "webhook_channel": env.str("RATE_LIMIT_WEBHOOK_CHANNEL", default="1200/min"),
+}
+# Console and admin sign-in (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address, that username is locked out from that address for
+# LOGIN_LOCKOUT_MINUTES (each further attempt restarts it), right password or not; other users
+# and addresses sign in as before. Attempts live in the database (the admin lists them and can
+# unlock): they outlive a Redis restart, and the embedded setup needs nothing more.
+AXES_ENABLED = env.bool("LOGIN_LOCKOUT_ENABLED", default=True)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.common.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.login_locked_out"
+
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -596,6 +666,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.common.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.common.exception_handler.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.common.throttling.ClientIpThrottle",
+        "apps.accounts.throttling.ApiKeyThrottle",
+    ],
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "apps.common.schema.ApiAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -640,6 +715,51 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Security headers (every page, DEBUG or not) -----------------------------------------------
+# Content-Security-Policy (django-csp): scripts, styles, images, connections only from this origin —
+# no inline script or style, no eval; the console and progress pages keep their scripts in static
+# files and pass data in data-* attributes; WebSockets to this host are 'self' (CSP Level 3).
+# Not to be framed anywhere (frame-ancestors, and X-Frame-Options for older browsers).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Where browsers report violations (env CSP_REPORT_URI); unset: no reports. Read into the policy, not
+# kept as a setting: django-csp 4 refuses to start beside any CSP_* setting (its old format).
+if _csp_report_uri := env.str("CSP_REPORT_URI", default=""):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [_csp_report_uri]
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Permissions-Policy (django-permissions-policy): no page uses these browser features.
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+}
+
 # --- Security (production) ---------------------------------------------------------------------
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -649,8 +769,6 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    X_FRAME_OPTIONS = "DENY"
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -40,7 +40,7 @@ from apps.refunds.tasks import refund_poll_due_task
 from tests.factories import CustomerFactory, MerchantFactory
 from tests.gateways.conftest import HOLDER
 from tests.gateways.faults import FaultPlan, FaultyBank
-from tests.payouts.conftest import fund_customer, fund_merchant
+from tests.payouts.conftest import fund_customer, fund_merchant, second_approval_code
 from tests.refunds.support import make_order
 
 R, D = Refund.Status, Disbursement.Status
@@ -203,7 +203,9 @@ class ScenarioRun:
             elif Disbursement.objects.filter(pk=movement.pk, status=D.PENDING_APPROVAL).exists():
                 for reviewer in self.reviewers:
                     with suppress(ServiceError):
-                        payout_approve(disbursement_id=movement.pk, approver=reviewer)
+                        payout_approve(
+                            disbursement_id=movement.pk, approver=reviewer, otp_token=second_approval_code(reviewer)
+                        )
 
     # --- invariants ----------------------------------------------------------------------------
 

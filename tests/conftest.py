@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.services import api_key_create
 from apps.common import caching
+from apps.common.throttling import limit_state_clear
 from apps.ledger.services import ledger_account_cache_clear
 from tests.factories import MerchantFactory
 
@@ -48,6 +49,14 @@ def _no_process_local_cache():
     yield
     caching.clear()
     ledger_account_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_rate_limit_counts():
+    """Each test starts with no rate-limit counts (apps.common.throttling): they live in the shared
+    cache (Redis in CI), so requests of earlier tests, or of another run, would count against this
+    one. Sign-in lockouts (django-axes) are database rows, rolled back with the test."""
+    limit_state_clear()
 
 
 @pytest.fixture(autouse=True)

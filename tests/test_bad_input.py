@@ -367,6 +367,37 @@ def test_control_characters_in_single_line_fields_are_refused(api, catalogue, ur
     refused(api, "POST", url, with_literal(BODIES[url](), field, json.dumps(value)), field=field)
 
 
+# Ids that later appear in a URL (/api/v1/customers/{external_id}/inbox, ?sku=...): a value a URL
+# cannot carry as one path segment would create an object that is then unreachable.
+PATH_UNSAFE_IDS = {
+    "slash": "a/b",
+    "leading-slash": "/c-1",
+    "backslash": "a\\b",
+    "dot": ".",
+    "dot-dot": "..",
+    "dots": "...",
+    "tab": "a\tb",
+    "nul": "a\x00b",
+}
+ID_FIELDS = [(ORDERS, "external_id"), (PRODUCTS, "sku"), (CUSTOMERS, "external_id")]
+
+
+@pytest.mark.parametrize(("url", "field"), ID_FIELDS, ids=[f"{u[8:]}-{f}" for u, f in ID_FIELDS])
+@pytest.mark.parametrize("value", PATH_UNSAFE_IDS.values(), ids=PATH_UNSAFE_IDS.keys())
+def test_ids_that_cannot_be_one_path_segment_are_refused(api, catalogue, url, field, value):
+    refused(api, "POST", url, with_literal(BODIES[url](), field, json.dumps(value)), field=field)
+
+
+def test_customer_with_a_slash_in_its_id_is_refused_and_a_dotted_one_is_reachable(api, catalogue):
+    refused(api, "POST", CUSTOMERS, customer_body(external_id="shop/42"), field="external_id")
+    assert not Customer.objects.filter(external_id="shop/42").exists()
+
+    created = send(api, "POST", CUSTOMERS, customer_body(external_id="c.v2..x"))
+    assert created.status_code == 201, created.content
+    assert api.get("/api/v1/customers/c.v2..x/inbox").status_code == 200
+    assert api.get("/api/v1/customers/c.v2..x/notification-preferences").status_code == 200
+
+
 @pytest.mark.parametrize("value", ["\\ud800", "\\udfff"], ids=["high-surrogate", "low-surrogate"])
 @pytest.mark.parametrize("url", [CUSTOMERS, PRODUCTS])
 def test_lone_surrogates_are_refused(api, catalogue, url, value):

@@ -497,11 +497,11 @@ def b_money(other_merchant) -> dict:
 
 MONEY_OUT_CALLS = [
     ("GET", "/api/v1/payouts/{id}", None, "payout"),
-    ("POST", "/api/v1/payouts/{id}/approve", {"approver": "b-checker"}, "payout"),
+    ("POST", "/api/v1/payouts/{id}/approve", {}, "payout"),
     ("POST", "/api/v1/payouts/{id}/cancel", {}, "payout"),
     ("POST", "/api/v1/payouts/{id}/release", {}, "payout"),
     ("GET", "/api/v1/withdrawals/{id}", None, "withdrawal"),
-    ("POST", "/api/v1/withdrawals/{id}/approve", {"approver": "b-checker"}, "withdrawal"),
+    ("POST", "/api/v1/withdrawals/{id}/approve", {}, "withdrawal"),
     ("POST", "/api/v1/withdrawals/{id}/cancel", {}, "withdrawal"),
     ("POST", "/api/v1/withdrawals/{id}/release", {}, "withdrawal"),
     ("GET", "/api/v1/incidents/{id}", None, "incident"),

@@ -2,11 +2,12 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from apps.accounts.models import AccountFreeze, ApiKey, BankAccount, Customer, Merchant, User
+from apps.accounts.services import api_key_revoke
 
 
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "is_active", "default_locale", "created_at")
+    list_display = ("id", "name", "is_active", "default_locale", "api_rate_per_minute", "created_at")
     search_fields = ("name",)
 
 
@@ -22,12 +23,19 @@ class UserAdmin(BaseUserAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("prefix", "merchant", "name", "created_at", "last_used_at", "revoked_at")
     list_filter = ("merchant",)
-    readonly_fields = ("merchant", "prefix", "key_hash", "created_at", "last_used_at")
+    # Revocation goes through `api_key_revoke` (the action below), which records it in the audit log.
+    readonly_fields = ("merchant", "prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
     exclude = ()
+    actions = ("revoke",)
 
     def has_add_permission(self, request):
         # Keys are issued by `create_merchant` or the console so the raw key can be shown once.
         return False
+
+    @admin.action(description="Revoke the selected API keys")
+    def revoke(self, request, queryset):
+        for key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=key)
 
 
 @admin.register(Customer)

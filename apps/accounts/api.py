@@ -1,6 +1,7 @@
 from django.core.validators import RegexValidator
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -8,9 +9,16 @@ from rest_framework.settings import api_settings
 from apps.accounts.models import AccountFreeze, Customer, Locale, User
 from apps.accounts.selectors import customer_list_for_merchant
 from apps.accounts.services import account_freeze_from_request, account_unfreeze, customer_create, customer_update
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.errors import ConflictError
-from apps.common.fields import MultiLineCharField, PhoneField, SingleLineCharField, StrictSerializerMixin
+from apps.common.fields import (
+    MultiLineCharField,
+    PathSegmentField,
+    PhoneField,
+    SingleLineCharField,
+    StrictSerializerMixin,
+)
 
 
 class AccountInSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -25,7 +33,7 @@ class AccountInSerializer(StrictSerializerMixin, serializers.Serializer):
 
 
 class CustomerInSerializer(StrictSerializerMixin, serializers.Serializer):
-    external_id = SingleLineCharField(max_length=100)
+    external_id = PathSegmentField(max_length=100)
     name = SingleLineCharField(max_length=200)
     phone = PhoneField(required=False, allow_blank=True)
     email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
@@ -61,13 +69,17 @@ class CustomerOutSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CustomerFilters(filters.QueryFilters):
+    external_id = filters.text()
+
+
 class CustomerListCreateView(MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(responses=CustomerOutSerializer(many=True))
+    @extend_schema(responses=CustomerOutSerializer(many=True), parameters=[CustomerFilters])
     def get(self, request):
         queryset = customer_list_for_merchant(merchant=self.merchant)
-        if external_id := self.query_text("external_id"):
+        if external_id := CustomerFilters.parse(request).get("external_id"):
             queryset = queryset.filter(external_id=external_id)
         return self.paginated(queryset, CustomerOutSerializer)
 
@@ -138,9 +150,9 @@ class FreezeInSerializer(StrictSerializerMixin, serializers.Serializer):
 
     def validate(self, attrs):
         if not {"customer", "bank_account_id", "bank_account"} & set(attrs):
-            raise serializers.ValidationError({"customer": ["Give customer, bank_account or bank_account_id."]})
+            raise serializers.ValidationError({"customer": [_("Give customer, bank_account or bank_account_id.")]})
         if "bank_account_id" in attrs and "bank_account" in attrs:
-            raise serializers.ValidationError({"bank_account_id": ["Not with bank_account."]})
+            raise serializers.ValidationError({"bank_account_id": [_("Not with bank_account.")]})
         return attrs
 
 
@@ -157,6 +169,11 @@ class _FreezeView(MerchantAPIView):
         )
 
 
+class FreezeFilters(filters.QueryFilters):
+    status = filters.choice(["active", "lifted"], help_text="active: not lifted yet.")
+    customer = filters.text(help_text="The customer's external_id.")
+
+
 class FreezeListView(_FreezeView):
     """Frozen customers and accounts (the risk engine's block_and_freeze, or staff), active or lifted."""
 
@@ -164,16 +181,14 @@ class FreezeListView(_FreezeView):
 
     @extend_schema(
         responses=FreezeOutSerializer(many=True),
-        parameters=[OpenApiParameter("status", str, enum=["active", "lifted"]), OpenApiParameter("customer", str)],
+        parameters=[FreezeFilters],
     )
     def get(self, request):
         queryset = self.freezes()
-        wanted = self.query_text("status")
-        if wanted == "active":
-            queryset = queryset.filter(lifted_at__isnull=True)
-        elif wanted == "lifted":
-            queryset = queryset.filter(lifted_at__isnull=False)
-        if customer := self.query_text("customer"):
+        wanted = FreezeFilters.parse(request)
+        if "status" in wanted:
+            queryset = queryset.filter(lifted_at__isnull=wanted["status"] == "active")
+        if customer := wanted.get("customer"):
             queryset = queryset.filter(customer__external_id=customer)
         return self.paginated(queryset, FreezeOutSerializer)
 
@@ -211,7 +226,7 @@ class FreezeLiftView(_FreezeView):
         data = FreezeLiftSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if not freeze.is_active:
-            raise ConflictError("This freeze was already lifted.", code="freeze_lifted")
+            raise ConflictError(_("This freeze was already lifted."), code="freeze_lifted")
         actor = request.user if isinstance(request.user, User) else None
         freeze = account_unfreeze(freeze=freeze, actor=actor, reason=data.validated_data["reason"])
         return Response(FreezeOutSerializer(freeze).data)

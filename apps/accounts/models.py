@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.common.crypto import decrypt, mask_account_number
+from apps.common.fields import validate_path_segment
 
 
 class Locale(models.TextChoices):
@@ -22,6 +24,13 @@ class Merchant(models.Model):
     # Optional live usage source asked during refund decisions (see apps.orders.usage).
     usage_provider_url = models.URLField(blank=True)
     usage_provider_timeout_ms = models.PositiveIntegerField(default=800)
+    # Requests per minute each of its API keys may make; empty: RATE_LIMITS["api_key"] (settings).
+    api_rate_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Requests per minute allowed to each API key of this merchant. Empty: the platform default.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -78,7 +87,7 @@ class Customer(models.Model):
         WATCH = "watch", "Watch (set by staff)"
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="customers")
-    external_id = models.CharField(max_length=100)
+    external_id = models.CharField(max_length=100, validators=[validate_path_segment])
     name = models.CharField(max_length=200)
     phone = models.CharField(max_length=32, blank=True)
     email = models.EmailField(max_length=254, blank=True)

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 
 from apps.common.tenancy import request_merchant
@@ -6,7 +7,7 @@ from apps.common.tenancy import request_merchant
 class IsMerchantMember(BasePermission):
     """Authenticated as an API key or as staff of one merchant; platform operators use the admin."""
 
-    message = "Authenticate with a merchant API key."
+    message = _("Authenticate with a merchant API key.")
 
     def has_permission(self, request, view):
         user = request.user
@@ -17,7 +18,7 @@ class IsPlatformOperator(BasePermission):
     """A signed-in platform operator: staff with no merchant. API keys always act for one merchant,
     so platform-wide data (reconciliations) is never reachable with one."""
 
-    message = "Platform data: sign in as a platform operator."
+    message = _("Platform data: sign in as a platform operator.")
 
     def has_permission(self, request, view):
         user = request.user

@@ -9,12 +9,16 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts.models import AccountFreeze, ApiKey, BankAccount, Customer, Merchant, User
 from apps.accounts.signals import account_unfrozen
 from apps.common import caching
+from apps.common.audit import audit_record
 from apps.common.crypto import encrypt, fingerprint
-from apps.common.errors import ConflictError, ServiceError
+from apps.common.errors import ConflictError, ServiceError, UnprocessableError
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +26,8 @@ API_KEY_PREFIX = "rg_"
 # Writing `last_used_at` on every request would turn reads into writes; once a minute is enough
 # for "when was this key last used".
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+# The request field that carries a second-factor code (API body, console form).
+OTP_FIELD = "otp_token"
 
 
 def api_key_hash(raw_key: str) -> str:
@@ -32,7 +38,15 @@ def api_key_hash(raw_key: str) -> str:
 def api_key_create(*, merchant: Merchant, name: str = "default", raw_key: str | None = None) -> tuple[ApiKey, str]:
     """Issue a key for `merchant`; the raw key is returned once and never stored."""
     raw = raw_key or API_KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(merchant=merchant, name=name, prefix=raw[:11], key_hash=api_key_hash(raw))
+    with transaction.atomic():
+        key = ApiKey.objects.create(merchant=merchant, name=name, prefix=raw[:11], key_hash=api_key_hash(raw))
+        audit_record(
+            action="api_key.create",
+            target_type="api_key",
+            target_id=key.pk,
+            merchant_id=merchant.pk,
+            after={"name": name, "prefix": key.prefix},
+        )
     return key, raw
 
 
@@ -78,7 +92,18 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Revoke a key (once: revoking a revoked key changes nothing and records nothing)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now):
+            audit_record(
+                action="api_key.revoke",
+                target_type="api_key",
+                target_id=api_key.pk,
+                merchant_id=api_key.merchant_id,
+                before={"prefix": api_key.prefix, "revoked_at": None},
+                after={"prefix": api_key.prefix, "revoked_at": now.isoformat()},
+            )
     caching.changed(API_KEYS)
 
 
@@ -87,15 +112,17 @@ def merchant_create(*, name: str) -> tuple[Merchant, str]:
     """Create a merchant and its first API key; returns the raw key (shown once)."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise ServiceError("Merchant name must be 1–200 characters.", fields={"name": ["Invalid length."]})
+        raise ServiceError(_("Merchant name must be 1–200 characters."), fields={"name": [_("Invalid length.")]})
     merchant = Merchant.objects.create(name=name)
-    _, raw = api_key_create(merchant=merchant)
+    _key, raw = api_key_create(merchant=merchant)
     return merchant, raw
 
 
 def staff_create(*, merchant: Merchant, username: str, password: str, role: str, email: str = "") -> User:
     if role not in User.Role.values:
-        raise ServiceError(f"Unknown role {role!r}.", fields={"role": ["Unknown role."]})
+        raise ServiceError(
+            format_lazy(_("Unknown role {value}."), value=repr(role)), fields={"role": [_("Unknown role.")]}
+        )
     return User.objects.create_user(username=username, password=password, email=email, merchant=merchant, role=role)
 
 
@@ -104,7 +131,7 @@ def _referrer_for(*, merchant: Merchant, referrer_external_id: str | None) -> Cu
         return None
     referrer = Customer.objects.filter(merchant=merchant, external_id=referrer_external_id).first()
     if referrer is None:
-        raise ServiceError("Unknown referrer.", fields={"referrer": ["No customer with this external_id."]})
+        raise ServiceError(_("Unknown referrer."), fields={"referrer": [_("No customer with this external_id.")]})
     return referrer
 
 
@@ -121,7 +148,7 @@ def customer_create(
 ) -> Customer:
     """Register a merchant's customer; `external_id` is unique per merchant (409 on repeat)."""
     if registered_at is not None and registered_at > timezone.now() + timedelta(minutes=2):
-        raise ServiceError("Cannot be in the future.", fields={"registered_at": ["Cannot be in the future."]})
+        raise ServiceError(_("Cannot be in the future."), fields={"registered_at": [_("Cannot be in the future.")]})
     referrer = _referrer_for(merchant=merchant, referrer_external_id=referrer_external_id)
     try:
         with transaction.atomic():
@@ -137,9 +164,9 @@ def customer_create(
             )
     except IntegrityError:
         raise ConflictError(
-            "A customer with this external_id already exists.",
+            _("A customer with this external_id already exists."),
             code="duplicate_external_id",
-            fields={"external_id": ["Already exists."]},
+            fields={"external_id": [_("Already exists.")]},
         ) from None
 
 
@@ -150,7 +177,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
     """Change contact details and trust inputs. The referrer is fixed once set (commissions rely on it)."""
     unknown = set(changes) - _CUSTOMER_EDITABLE
     if unknown:
-        raise ServiceError("These fields cannot be changed.", fields={f: ["Cannot be changed."] for f in unknown})
+        raise ServiceError(_("These fields cannot be changed."), fields={f: [_("Cannot be changed.")] for f in unknown})
     for field, value in changes.items():
         setattr(customer, field, value)
     customer.save(update_fields=list(changes))
@@ -187,7 +214,9 @@ def bank_account_get_or_create(
     # ASCII only: str.isdigit() also takes "６２２２" or "²", which would be stored, fingerprinted
     # apart from the same number in ASCII digits and sent to channels as is.
     if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 30:
-        raise ServiceError("Account number must be 8–30 digits.", fields={"account_number": ["Must be 8–30 digits."]})
+        raise ServiceError(
+            _("Account number must be 8–30 digits."), fields={"account_number": [_("Must be 8–30 digits.")]}
+        )
     holder_name, bank = _payee_text(holder_name), _payee_text(bank)
     fp = fingerprint(digits)
     same_number = BankAccount.objects.filter(merchant=merchant, customer=customer, fingerprint=fp)
@@ -242,18 +271,30 @@ def account_freeze(
 ) -> AccountFreeze:
     """Freeze a customer and/or bank account; money to or from it stops until lifted."""
     if customer is None and bank_account is None:
-        raise ServiceError("A freeze needs a customer or a bank account.")
+        raise ServiceError(_("A freeze needs a customer or a bank account."))
     for subject in (customer, bank_account):
         if subject is not None and subject.merchant_id != merchant.pk:
-            raise ServiceError("Subject belongs to another merchant.", code="not_found")
-    freeze = AccountFreeze.objects.create(
-        merchant=merchant,
-        customer=customer,
-        bank_account=bank_account,
-        reason=reason,
-        actor=actor,
-        actor_label=actor_label or (actor.get_username() if actor else "system"),
-    )
+            raise ServiceError(_("Subject belongs to another merchant."), code="not_found")
+    with transaction.atomic():
+        freeze = AccountFreeze.objects.create(
+            merchant=merchant,
+            customer=customer,
+            bank_account=bank_account,
+            reason=reason,
+            actor=actor,
+            actor_label=actor_label or (actor.get_username() if actor else "system"),
+        )
+        audit_record(
+            action="freeze.create",
+            target_type="freeze",
+            target_id=freeze.pk,
+            merchant_id=merchant.pk,
+            after={
+                "customer": customer.external_id if customer else None,
+                "bank_account": bank_account.masked_number if bank_account else None,
+                "reason": reason,
+            },
+        )
     logger.info("account frozen freeze=%s merchant=%s by=%s", freeze.pk, merchant.pk, freeze.actor_label)
     return freeze
 
@@ -276,26 +317,26 @@ def account_freeze_from_request(
     submission attempt (apps.refunds / apps.payouts re-check freezes under their row lock)."""
     if bank_account_id is not None and bank_account is not None:
         raise ServiceError(
-            "Give either bank_account or bank_account_id, not both.",
-            fields={"bank_account_id": ["Not with bank_account."]},
+            _("Give either bank_account or bank_account_id, not both."),
+            fields={"bank_account_id": [_("Not with bank_account.")]},
         )
     customer = None
     if customer_external_id is not None:
         customer = Customer.objects.filter(merchant=merchant, external_id=customer_external_id).first()
         if customer is None:
-            raise ServiceError("Unknown customer.", fields={"customer": ["No such customer."]})
+            raise ServiceError(_("Unknown customer."), fields={"customer": [_("No such customer.")]})
     with transaction.atomic():
         account = None
         if bank_account_id is not None:
             account = BankAccount.objects.filter(merchant=merchant, pk=bank_account_id).first()
             if account is None:
-                raise ServiceError("Unknown bank account.", fields={"bank_account_id": ["No such bank account."]})
+                raise ServiceError(_("Unknown bank account."), fields={"bank_account_id": [_("No such bank account.")]})
         elif bank_account is not None:
             account = bank_account_get_or_create(merchant=merchant, customer=None, **bank_account)
         if customer is None and account is None:
             raise ServiceError(
-                "A freeze needs a customer or a bank account.",
-                fields={"customer": ["Give customer, bank_account or bank_account_id."]},
+                _("A freeze needs a customer or a bank account."),
+                fields={"customer": [_("Give customer, bank_account or bank_account_id.")]},
             )
         return account_freeze(
             merchant=merchant, reason=reason, customer=customer, bank_account=account, actor_label=actor_label
@@ -313,6 +354,14 @@ def account_unfreeze(*, freeze: AccountFreeze, actor: User | None, reason: str) 
         freeze.refresh_from_db()
         if updated:
             logger.info("account freeze lifted freeze=%s", freeze.pk)
+            audit_record(
+                action="freeze.lift",
+                target_type="freeze",
+                target_id=freeze.pk,
+                merchant_id=freeze.merchant_id,
+                before={"lifted_at": None},
+                after={"lifted_at": freeze.lifted_at.isoformat(), "lift_reason": reason},
+            )
             payload = {
                 "freeze_id": freeze.pk,
                 "merchant_id": freeze.merchant_id,
@@ -321,3 +370,80 @@ def account_unfreeze(*, freeze: AccountFreeze, actor: User | None, reason: str) 
             }
             transaction.on_commit(lambda: account_unfrozen.send(sender=AccountFreeze, **payload), robust=True)
     return freeze
+
+
+# --- second factor (django-otp TOTP) -------------------------------------------------------------
+# A staff member has at most one authenticator: enrolled on the console's security page
+# (unconfirmed until its first code verifies), reset by an administrator in the admin.
+
+
+def staff_totp_device(*, user: User, confirmed: bool = True) -> TOTPDevice | None:
+    """The staff member's confirmed authenticator (or the one being enrolled), if any."""
+    return TOTPDevice.objects.devices_for_user(user, confirmed=confirmed).first()
+
+
+def staff_totp_enroll(*, user: User) -> TOTPDevice:
+    """A fresh, unconfirmed authenticator (a new secret; an earlier unconfirmed one is dropped).
+    Refused while a confirmed one exists: replacing it is an administrator's act."""
+    with transaction.atomic():
+        if staff_totp_device(user=user) is not None:
+            raise ConflictError(
+                "You already have an authenticator; an administrator can reset it.", code="otp_already_enrolled"
+            )
+        TOTPDevice.objects.devices_for_user(user, confirmed=False).delete()
+        return TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+
+
+def _totp_refusal(device: TOTPDevice, token: str) -> UnprocessableError | None:
+    """Verify `token` on the locked `device`: None when it verifies (and is spent: the same code
+    never verifies twice), else the error to show. A failure counts towards django-otp's throttle."""
+    allowed, why = device.verify_is_allowed()
+    if not allowed:
+        until = why.get("locked_until") if why else None
+        wait = f" until {until:%H:%M:%S} UTC" if until else ""
+        return UnprocessableError(
+            f"Too many wrong codes: wait{wait} and try again.", code="otp_throttled", fields={OTP_FIELD: ["Wait."]}
+        )
+    if device.verify_token(token):
+        return None
+    return UnprocessableError(
+        "The code is wrong, expired or already used: enter the current code from your authenticator.",
+        code="otp_invalid",
+        fields={OTP_FIELD: ["Wrong, expired or already used."]},
+    )
+
+
+def staff_totp_confirm(*, user: User, token: str) -> TOTPDevice:
+    """Confirm the unconfirmed authenticator with its first code. UnprocessableError when the code
+    does not verify (the failure is counted: call it outside a transaction that will roll back)."""
+    device = staff_totp_device(user=user, confirmed=False)
+    if device is None:
+        raise ConflictError("Start the enrollment first.", code="otp_not_enrolling")
+    refusal = _totp_refusal(device, token.strip())
+    if refusal is not None:
+        raise refusal
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    return device
+
+
+def staff_totp_refusal(*, user: User, token: str) -> UnprocessableError | None:
+    """Why this second-factor code is refused for this staff member, or None when it verifies on
+    their confirmed authenticator (locked, then spent). Nothing is raised: the caller refuses its
+    action *after* its transaction commits, so that a wrong code still counts towards the throttle."""
+    device = TOTPDevice.objects.devices_for_user(user, confirmed=True).select_for_update().first()
+    if device is None:
+        return UnprocessableError(
+            "This approval needs a code from your authenticator and you have none: enroll one on the "
+            "console's security page (/console/security/) first.",
+            code="otp_not_enrolled",
+            fields={OTP_FIELD: ["Enroll an authenticator first."]},
+        )
+    token = (token or "").strip()
+    if not token:
+        return UnprocessableError(
+            "This approval needs the current 6-digit code from your authenticator.",
+            code="otp_required",
+            fields={OTP_FIELD: ["Required for this approval."]},
+        )
+    return _totp_refusal(device, token)

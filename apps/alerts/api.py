@@ -18,8 +18,9 @@ import datetime as dt
 
 from django.http import Http404
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -29,6 +30,7 @@ from apps.accounts.permissions import IsMerchantMember, IsPlatformOperator
 from apps.alerts.models import Alert, AlertEvent, Silence, Tier
 from apps.alerts.selectors import alert_get_for_owner, alert_list_for_owner, silence_list_for_owner
 from apps.alerts.services import alert_ack, alert_resolve, silence_create, silence_expire
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.fields import MultiLineCharField, SingleLineCharField, StrictSerializerMixin, text_pattern
 
@@ -143,17 +145,23 @@ class SilenceInSerializer(StrictSerializerMixin, serializers.Serializer):
         allowed = set(MATCHER_KEYS)
         unknown = sorted(set(value) - allowed)
         if unknown:
-            raise ValidationError(f"Unknown matcher keys: {', '.join(unknown)}; use {', '.join(sorted(allowed))}.")
+            raise ValidationError(
+                format_lazy(
+                    _("Unknown matcher keys: {value}; use {other}."),
+                    value=", ".join(unknown),
+                    other=", ".join(sorted(allowed)),
+                )
+            )
         if len(value) > 8:
-            raise ValidationError("Too many matchers.")
+            raise ValidationError(_("Too many matchers."))
         return value
 
     def validate(self, attrs):
         start = attrs.get("starts_at") or timezone.now()
         if attrs["ends_at"] <= start:
-            raise ValidationError({"ends_at": ["Must be after starts_at (or now)."]})
+            raise ValidationError({"ends_at": [_("Must be after starts_at (or now).")]})
         if attrs["ends_at"] - start > dt.timedelta(days=90):
-            raise ValidationError({"ends_at": ["A silence lasts at most 90 days."]})
+            raise ValidationError({"ends_at": [_("A silence lasts at most 90 days.")]})
         return attrs
 
 
@@ -163,18 +171,6 @@ class _AlertsView(MerchantAPIView):
     permission_classes = [IsMerchantMember | IsPlatformOperator]
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    def query_datetime(self, name: str) -> dt.datetime | None:
-        raw = self.query_text(name, max_length=40)
-        if raw is None:
-            return None
-        try:
-            value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError({name: ["Must be an ISO 8601 date or date-time."]}) from None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value
-
     def get_alert(self, pk: int) -> Alert:
         alert = alert_get_for_owner(merchant=self.merchant, pk=pk)
         if alert is None:
@@ -182,25 +178,25 @@ class _AlertsView(MerchantAPIView):
         return alert
 
 
+class AlertFilters(filters.QueryFilters):
+    severity = filters.choice(Tier.values, help_text="Tier: P0, P1 or P2.")
+    status = filters.choice(Alert.Status.values)
+    kind = filters.text(max_length=64)
+    since = filters.datetime(help_text="Seen at or after.")
+    until = filters.datetime(help_text="First seen before.")
+
+
 class AlertListView(_AlertsView):
-    @extend_schema(
-        responses=AlertSerializer(many=True),
-        parameters=[
-            OpenApiParameter("severity", str, enum=Tier.values, description="Tier: P0, P1 or P2."),
-            OpenApiParameter("status", str, enum=Alert.Status.values),
-            OpenApiParameter("kind", {"type": "string", "maxLength": 64}),
-            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Seen at or after."),
-            OpenApiParameter("until", OpenApiTypes.DATETIME, description="First seen before."),
-        ],
-    )
+    @extend_schema(responses=AlertSerializer(many=True), parameters=[AlertFilters])
     def get(self, request):
+        wanted = AlertFilters.parse(request)
         rows = alert_list_for_owner(
             merchant=self.merchant,
-            tier=self.query_choice("severity", Tier.values),
-            status=self.query_choice("status", Alert.Status.values),
-            kind=self.query_text("kind", max_length=64),
-            since=self.query_datetime("since"),
-            until=self.query_datetime("until"),
+            tier=wanted.get("severity"),
+            status=wanted.get("status"),
+            kind=wanted.get("kind"),
+            since=wanted.get("since"),
+            until=wanted.get("until"),
         )
         return self.paginated(rows, AlertSerializer)
 
@@ -240,13 +236,15 @@ class AlertResolveView(_AlertsView):
         return Response(AlertDetailSerializer(self.get_alert(pk)).data)
 
 
+class SilenceFilters(filters.QueryFilters):
+    active = filters.boolean(help_text="true: in force now; false: expired or not started.")
+
+
 class SilenceListCreateView(_AlertsView):
-    @extend_schema(responses=SilenceSerializer(many=True), parameters=[OpenApiParameter("active", bool)])
+    @extend_schema(responses=SilenceSerializer(many=True), parameters=[SilenceFilters])
     def get(self, request):
-        active = self.query_choice("active", ("true", "false"))
-        rows = silence_list_for_owner(
-            merchant=self.merchant, active=None if active is None else active == "true", now=timezone.now()
-        )
+        active = SilenceFilters.parse(request).get("active")
+        rows = silence_list_for_owner(merchant=self.merchant, active=active, now=timezone.now())
         return self.paginated(rows, SilenceSerializer)
 
     @extend_schema(request=SilenceInSerializer, responses={201: SilenceSerializer})

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from apps.accounts.models import Merchant
+from apps.common.dbguards import append_only
 
 
 class Tier(models.TextChoices):
@@ -102,6 +103,7 @@ class AlertEvent(models.Model):
     class Meta:
         ordering = ("at", "id")
         indexes = [models.Index(fields=["alert", "at"])]
+        triggers = [append_only("alert_event")]
 
     def __str__(self) -> str:
         return f"{self.code} {self.from_status}→{self.to_status}"

@@ -15,11 +15,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Merchant
 from apps.alerts.models import Alert, AlertDelivery, AlertEvent, Silence, Tier
 from apps.alerts.signals import alert_changed
-from apps.common.errors import ConflictError, NotFoundError, ServiceError
+from apps.common.errors import InvalidStateError, NotFoundError, ServiceError
 from apps.notifications.triggers import staff_page
 
 logger = logging.getLogger(__name__)
@@ -220,7 +222,9 @@ def alert_raise(
     second announcement of the same fact (a state change and its anomaly) without counting it.
     """
     if tier not in Tier.values:
-        raise ServiceError(f"Unknown tier {tier!r}.", fields={"tier": ["Must be P0, P1 or P2."]})
+        raise ServiceError(
+            format_lazy(_("Unknown tier {value}."), value=repr(tier)), fields={"tier": [_("Must be P0, P1 or P2.")]}
+        )
     merchant_id = merchant.pk if isinstance(merchant, Merchant) else merchant
     now = timezone.now()
     with transaction.atomic():
@@ -296,7 +300,7 @@ def _locked(alert_id: int, merchant: Merchant | None) -> Alert:
         rows = rows.filter(merchant=merchant)
     alert = rows.first()
     if alert is None:
-        raise NotFoundError("No such alert.")
+        raise NotFoundError(_("No such alert."))
     return alert
 
 
@@ -308,7 +312,9 @@ def alert_ack(*, alert_id: int, actor: str, user=None, merchant: Merchant | None
         if alert.status == S.ACKED:
             return alert
         if alert.status != S.OPEN:
-            raise ConflictError(f"An alert that is {alert.status} cannot be acknowledged.", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(_("An alert that is {status} cannot be acknowledged."), status=alert.status)
+            )
         before = alert.status
         alert.ack()
         alert.acked_at = timezone.now()
@@ -418,10 +424,18 @@ def silence_create(
     if not matchers or unknown:
         raise ServiceError(
             "A silence needs at least one matcher among " + ", ".join(Silence.MATCHER_KEYS) + ".",
-            fields={"matchers": [f"Unknown keys: {', '.join(unknown)}." if unknown else "Must not be empty."]},
+            fields={
+                "matchers": [
+                    format_lazy(_("Unknown keys: {value}."), value=", ".join(unknown))
+                    if unknown
+                    else _("Must not be empty.")
+                ]
+            },
         )
     if ends_at <= starts_at:
-        raise ServiceError("A silence must end after it starts.", fields={"ends_at": ["Must be after starts_at."]})
+        raise ServiceError(
+            _("A silence must end after it starts."), fields={"ends_at": [_("Must be after starts_at.")]}
+        )
     if merchant is not None:
         matchers = {**matchers, "merchant_id": str(merchant.pk)}
     return Silence.objects.create(
@@ -443,7 +457,7 @@ def silence_expire(*, silence_id: int, actor: str, merchant: Merchant | None = N
             rows = rows.filter(merchant=merchant)
         silence = rows.first()
         if silence is None:
-            raise NotFoundError("No such silence.")
+            raise NotFoundError(_("No such silence."))
         now = timezone.now()
         if silence.ends_at > now:
             silence.ends_at = max(now, silence.starts_at)

@@ -13,7 +13,8 @@ Another merchant's ids do not exist for the caller (404).
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -26,6 +27,7 @@ from apps.commissions.selectors import (
     commission_plan_list_for_merchant,
 )
 from apps.commissions.services import commission_plan_create, commission_plan_update
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.fields import CurrencyField, SingleLineCharField, StrictBooleanField, StrictSerializerMixin
 
@@ -69,14 +71,14 @@ class _IntegerListField(serializers.ListField):
     def to_internal_value(self, data):
         # Integers only: DRF's IntegerField would take "100" or 100.0.
         if isinstance(data, list) and any(isinstance(v, bool) or not isinstance(v, int) for v in data):
-            raise ValidationError("Must be a list of integers.")
+            raise ValidationError(_("Must be a list of integers."))
         return super().to_internal_value(data)
 
 
 class _StrictIntegerField(serializers.IntegerField):
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):
-            raise ValidationError("Must be an integer.")
+            raise ValidationError(_("Must be an integer."))
         return super().to_internal_value(data)
 
 
@@ -120,32 +122,20 @@ class CommissionPlanSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CommissionFilters(filters.QueryFilters):
+    beneficiary = filters.text(help_text="The distributor's customer external_id.")
+    order = filters.text(help_text="The order's external_id.")
+    status = filters.choice(Commission.Status.values)
+    # PositiveSmallIntegerField: level 1 is the nearest upline.
+    level = filters.integer(min_value=1, max_value=32767)
+
+
 class CommissionListView(MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(
-        responses=CommissionSerializer(many=True),
-        parameters=[
-            OpenApiParameter("beneficiary", str, description="The distributor's customer external_id."),
-            OpenApiParameter("order", str, description="The order's external_id."),
-            OpenApiParameter("status", str, enum=Commission.Status.values),
-            OpenApiParameter("level", {"type": "integer", "minimum": 0, "maximum": 999}),
-        ],
-    )
+    @extend_schema(responses=CommissionSerializer(many=True), parameters=[CommissionFilters])
     def get(self, request):
-        status_ = self.query_text("status", max_length=16)
-        if status_ is not None and status_ not in Commission.Status.values:
-            raise ValidationError({"status": [f"Must be one of: {', '.join(Commission.Status.values)}."]})
-        level = self.query_text("level", max_length=3)
-        if level is not None and not (level.isascii() and level.isdigit()):
-            raise ValidationError({"level": ["Must be a positive integer."]})
-        rows = commission_list_for_merchant(
-            merchant=self.merchant,
-            beneficiary=self.query_text("beneficiary"),
-            order=self.query_text("order"),
-            status=status_,
-            level=int(level) if level is not None else None,
-        )
+        rows = commission_list_for_merchant(merchant=self.merchant, **CommissionFilters.parse(request))
         return self.paginated(rows, CommissionSerializer)
 
 

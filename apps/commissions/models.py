@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
 from apps.accounts.models import Customer, Merchant
+from apps.common.dbguards import append_only
 from apps.orders.models import Order, Product
 
 
@@ -161,6 +162,7 @@ class CommissionEvent(models.Model):
             )
         ]
         indexes = [models.Index(fields=["commission", "created_at"])]
+        triggers = [append_only("commission_event")]
 
     def __str__(self) -> str:
         return f"{self.commission_id}: {self.code} ({self.from_status}→{self.to_status})"

@@ -33,6 +33,8 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer, Merchant
 from apps.commissions.models import Commission, CommissionDebt, CommissionEvent, CommissionPlan
@@ -93,22 +95,24 @@ def _say(key: str, locale: str) -> str:
 def _plan_validate(*, mode: str, levels: list, depth: int, currency: str) -> None:
     errors: dict[str, list[str]] = {}
     if mode not in CommissionPlan.Mode.values:
-        errors["mode"] = [f"Must be one of: {', '.join(CommissionPlan.Mode.values)}."]
+        errors["mode"] = [format_lazy(_("Must be one of: {value}."), value=", ".join(CommissionPlan.Mode.values))]
     if (
         not isinstance(levels, list)
         or not levels
         or len(levels) > MAX_DEPTH
         or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in levels)
     ):
-        errors["levels"] = [f"A list of 1–{MAX_DEPTH} non-negative integers, nearest upline first."]
+        errors["levels"] = [
+            format_lazy(_("A list of 1–{value} non-negative integers, nearest upline first."), value=MAX_DEPTH)
+        ]
     elif mode == CommissionPlan.Mode.PERCENT and sum(levels) > BASIS_POINTS:
-        errors["levels"] = ["Basis points across levels cannot exceed 10000 (100 %)."]
+        errors["levels"] = [_("Basis points across levels cannot exceed 10000 (100 %).")]
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-        errors["depth"] = [f"Must be an integer from 1 to {MAX_DEPTH}."]
+        errors["depth"] = [format_lazy(_("Must be an integer from 1 to {value}."), value=MAX_DEPTH)]
     if mode == CommissionPlan.Mode.FIXED and not currency:
-        errors["currency"] = ["Required for a fixed plan."]
+        errors["currency"] = [_("Required for a fixed plan.")]
     if errors:
-        raise ServiceError("Some fields are invalid.", fields=errors)
+        raise ServiceError(_("Some fields are invalid."), fields=errors)
 
 
 def commission_plan_create(
@@ -128,7 +132,7 @@ def commission_plan_create(
     if product_sku:
         product = Product.objects.filter(merchant=merchant, sku=product_sku).first()
         if product is None:
-            raise ServiceError("Unknown product.", fields={"product": ["No product with this sku."]})
+            raise ServiceError(_("Unknown product."), fields={"product": [_("No product with this sku.")]})
     try:
         with transaction.atomic():
             return CommissionPlan.objects.create(
@@ -143,9 +147,9 @@ def commission_plan_create(
             )
     except IntegrityError:
         raise ConflictError(
-            "A plan for this product (or a default plan) already exists; update it instead.",
+            _("A plan for this product (or a default plan) already exists; update it instead."),
             code="duplicate_plan",
-            fields={"product": ["Already has a plan."]},
+            fields={"product": [_("Already has a plan.")]},
         ) from None
 
 
@@ -156,7 +160,7 @@ def commission_plan_update(*, plan: CommissionPlan, **changes) -> CommissionPlan
     """Change a plan. Orders already accrued keep their commissions; the new values apply from now."""
     unknown = set(changes) - _PLAN_EDITABLE
     if unknown:
-        raise ServiceError("These fields cannot be changed.", fields={f: ["Cannot be changed."] for f in unknown})
+        raise ServiceError(_("These fields cannot be changed."), fields={f: [_("Cannot be changed.")] for f in unknown})
     merged = {f: changes.get(f, getattr(plan, f)) for f in ("mode", "levels", "depth", "currency")}
     _plan_validate(**merged)
     for field, value in changes.items():

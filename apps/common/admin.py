@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.common.models import PeriodicRun, WorkerHeartbeat
+from apps.common.models import AuditEntry, PeriodicRun, WorkerHeartbeat
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -47,3 +47,15 @@ class PeriodicRunAdmin(ReadOnlyAdmin):
     list_display = ("job", "window_start", "created_at", "result")
     list_filter = ("job",)
     readonly_fields = [f.name for f in PeriodicRun._meta.fields]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """The audit log, newest first; append-only (the database refuses changes on PostgreSQL)."""
+
+    list_display = ("created_at", "action", "actor", "actor_kind", "target_type", "target_id", "merchant_id", "ip")
+    list_filter = ("action", "actor_kind", "target_type")
+    search_fields = ("actor", "target_id", "=merchant_id")
+    ordering = ("-created_at", "-id")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]

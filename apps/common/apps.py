@@ -23,3 +23,4 @@ class CommonConfig(AppConfig):
 
     def ready(self) -> None:
         connection_created.connect(_bind_integers_as_bigint, dispatch_uid="common.bind_integers_as_bigint")
+        from apps.common import audit  # noqa: F401 (connects the task and sign-in receivers)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 
 
@@ -26,9 +27,23 @@ class NotFoundError(ServiceError):
     code = "not_found"
 
 
+class ForbiddenError(ServiceError):
+    """The caller may not take this action at all (whatever the object's state)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "forbidden"
+
+
 class ConflictError(ServiceError):
     status_code = status.HTTP_409_CONFLICT
     code = "conflict"
+
+
+class InvalidStateError(ConflictError):
+    """The object's state does not allow the action (approving a refund not in review, cancelling a
+    paid payout, acking a resolved alert): always a 409 `invalid_state`, whichever app refuses."""
+
+    code = "invalid_state"
 
 
 class UnprocessableError(ServiceError):
@@ -38,10 +53,17 @@ class UnprocessableError(ServiceError):
 
 class PayloadTooLargeError(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body is too large."
+    default_detail = _("Request body is too large.")
     default_code = "payload_too_large"
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
-    """The API's error shape (DESIGN.md): {"error": {"code", "message", "fields"}}."""
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+    """The API's error shape (DESIGN.md): {"error": {"code", "message", "fields"}}.
+
+    Messages may be lazy translations: they are rendered here, in the request's language, so the
+    body is plain JSON wherever it goes (a response, a stored idempotent answer)."""
+    rendered = {
+        name: [str(m) for m in value] if isinstance(value, (list, tuple)) else str(value)
+        for name, value in (fields or {}).items()
+    }
+    return {"error": {"code": code, "message": str(message), "fields": rendered}}

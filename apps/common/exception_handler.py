@@ -7,11 +7,14 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
+from django_fsm import TransitionNotAllowed
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from apps.common.errors import PayloadTooLargeError, ServiceError, error_body
+from apps.common.errors import InvalidStateError, PayloadTooLargeError, ServiceError, error_body
+from apps.common.throttling import ClientIpThrottle
 
 _CODES = {
     exceptions.ValidationError: "validation_error",
@@ -47,8 +50,12 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, TransitionNotAllowed):
+        # Services check states before moving; a transition refused below them (a race their
+        # lock did not cover) is the same state conflict, not a server error.
+        exc = InvalidStateError("This action is not allowed in the object's current state.")
     if isinstance(exc, ServiceError):
-        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+        return Response(error_body(exc.code, str(exc.message), exc.fields), status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         # DRF reads `request.body` before any parser runs, so Django's own size check fires
         # first; without this it would escape DRF as an HTML 400 instead of our 413.
@@ -57,6 +64,12 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, exceptions.NotAuthenticated) and context.get("request") is not None:
+        # DRF checks permissions before throttles, so a request without credentials never reaches
+        # the per-address throttle: count it here, so every API request from an address counts.
+        throttle = ClientIpThrottle()
+        if not throttle.allow_request(context["request"], context.get("view")):
+            exc = exceptions.Throttled(throttle.wait())
 
     response = exception_handler(exc, context)
     if response is None:
@@ -66,7 +79,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         non_field = fields.pop("non_field_errors", None)
-        message = non_field[0] if non_field and not fields else "Some fields are invalid."
+        message = non_field[0] if non_field and not fields else _("Some fields are invalid.")
         if non_field and fields:
             fields["non_field_errors"] = non_field
         response.data = error_body(code, message, fields)

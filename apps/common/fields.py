@@ -1,4 +1,5 @@
-"""Serializer fields shared by every API: strict money, currency, single-line text and phone."""
+"""Serializer fields shared by every API: strict money, currency, single-line text, ids that appear in
+URLs, and phone."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import re
 
 import phonenumbers
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -52,9 +55,9 @@ class MinorUnitsField(serializers.Field):
     """A positive integer amount in minor units. Floats, strings, booleans and zero are refused."""
 
     default_error_messages = {
-        "invalid": "Must be an integer number of minor units (e.g. 12345 for 123.45).",
-        "min_value": "Must be at least {min_value}.",
-        "max_value": "Must be at most {max_value}.",
+        "invalid": _("Must be an integer number of minor units (e.g. 12345 for 123.45)."),
+        "min_value": _("Must be at least {min_value}."),
+        "max_value": _("Must be at most {max_value}."),
     }
 
     def __init__(self, *, min_value: int = 1, **kwargs) -> None:
@@ -80,7 +83,7 @@ class MinorUnitsField(serializers.Field):
 class CurrencyField(serializers.Field):
     """An upper-case ISO 4217 code the platform settles; `usd` and `XXX` are refused."""
 
-    default_error_messages = {"invalid": "Must be a supported ISO 4217 currency code in upper case."}
+    default_error_messages = {"invalid": _("Must be a supported ISO 4217 currency code in upper case.")}
 
     def to_internal_value(self, data):
         if not isinstance(data, str) or not currency_is_supported(data):
@@ -94,7 +97,7 @@ class CurrencyField(serializers.Field):
 class SingleLineCharField(serializers.CharField):
     """Text without control characters (no CR/LF log injection), trimmed, length-bounded."""
 
-    default_error_messages = {"control": "Must be a single line without control characters."}
+    default_error_messages = {"control": _("Must be a single line without control characters.")}
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("max_length", 200)
@@ -109,10 +112,34 @@ class SingleLineCharField(serializers.CharField):
         return value
 
 
+# The one rule for ids a merchant chooses that RefundGuard later puts in a URL path or query
+# (customer external_id, product sku, order external_id): a '/' or '\\' would split the path, '.'
+# and '..' are resolved away by clients and proxies, control characters never arrive intact. Such an
+# object could be created and then never reached again. A RegexValidator, so model fields (the
+# admin) and serializers share it and the OpenAPI schema shows it as the field's `pattern`.
+_SEGMENT_CHAR = r"[^/\\\x00-\x1f\x7f\u2028\u2029]"
+_SEGMENT_NOT_DOT = r"[^./\\\x00-\x1f\x7f\u2028\u2029]"
+validate_path_segment = RegexValidator(
+    # Leading dots, then one character that is not a dot: linear to match or refuse, however long.
+    regex=rf"\A\.*{_SEGMENT_NOT_DOT}{_SEGMENT_CHAR}*\Z",
+    message="Must be usable as one URL path segment: no '/', '\\' or control characters, and not only dots.",
+    code="path_segment",
+)
+
+
+class PathSegmentField(SingleLineCharField):
+    """A merchant-chosen id that appears in URLs; see `validate_path_segment`."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 100)
+        super().__init__(**kwargs)
+        self.validators.append(validate_path_segment)
+
+
 class MultiLineCharField(serializers.CharField):
     """Free text (reasons, notes): newlines allowed, other control characters refused."""
 
-    default_error_messages = {"control": "Must not contain control characters."}
+    default_error_messages = {"control": _("Must not contain control characters.")}
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("max_length", 2000)
@@ -130,7 +157,7 @@ class MultiLineCharField(serializers.CharField):
 class PhoneField(serializers.CharField):
     """One phone number in international form, stored as E.164 (what Twilio dials)."""
 
-    default_error_messages = {"phone": "Must be one valid phone number in international form, e.g. +8613800000000."}
+    default_error_messages = {"phone": _("Must be one valid phone number in international form, e.g. +8613800000000.")}
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("max_length", 32)
@@ -165,5 +192,5 @@ class StrictSerializerMixin:
             writable = {name for name, field in self.fields.items() if not field.read_only}
             unknown = sorted(set(data) - writable)
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
+                raise serializers.ValidationError({name: [_("Unknown or read-only field.")] for name in unknown})
         return super().to_internal_value(data)

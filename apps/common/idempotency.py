@@ -24,6 +24,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.response import Response
@@ -53,15 +54,15 @@ def idempotency_key_parameter(what: str) -> OpenApiParameter:
 def _validate_key(raw: str | None) -> str:
     if raw is None:
         raise ServiceError(
-            "This request needs an Idempotency-Key header.",
+            _("This request needs an Idempotency-Key header."),
             code="idempotency_key_missing",
-            fields={"Idempotency-Key": ["Required."]},
+            fields={"Idempotency-Key": [_("Required.")]},
         )
     if not raw or len(raw) > MAX_KEY_LENGTH or not raw.isascii() or not raw.isprintable() or raw.strip() != raw:
         raise ServiceError(
-            "Idempotency-Key must be 1–255 printable ASCII characters.",
+            _("Idempotency-Key must be 1–255 printable ASCII characters."),
             code="idempotency_key_invalid",
-            fields={"Idempotency-Key": ["1–255 printable ASCII characters."]},
+            fields={"Idempotency-Key": [_("1–255 printable ASCII characters.")]},
         )
     return raw
 
@@ -97,7 +98,7 @@ _ANSWER_SQL = f"UPDATE {_TABLE} SET response_status = %s, response_body = %s, co
 
 def _in_progress() -> ConflictError:
     return ConflictError(
-        "A request with this Idempotency-Key is still being processed; retry shortly.",
+        _("A request with this Idempotency-Key is still being processed; retry shortly."),
         code="idempotency_in_progress",
     )
 
@@ -126,7 +127,7 @@ def _stored(*, scope: str, key: str, endpoint: str, fingerprint: str) -> Respons
         raise _in_progress()
     if record.endpoint != endpoint or record.fingerprint != fingerprint:
         raise UnprocessableError(
-            "This Idempotency-Key was used with a different request.", code="idempotency_key_reused"
+            _("This Idempotency-Key was used with a different request."), code="idempotency_key_reused"
         )
     if record.response_status is None:
         # Written by a version that committed the claim before its effect: whether the effect

@@ -1,4 +1,7 @@
 from django.db import models
+from django.utils import timezone
+
+from apps.common.dbguards import append_only
 
 
 class WorkerHeartbeat(models.Model):
@@ -59,3 +62,40 @@ class PeriodicRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} @ {self.window_start:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditEntry(models.Model):
+    """One money-moving or staff action: who, what, on what, before/after, when, from where.
+
+    Written only by `apps.common.audit.audit_record`, in the transaction of the change it records;
+    append-only (a trigger refuses UPDATE and DELETE on PostgreSQL). Merchant and user are plain ids,
+    not foreign keys: this is the lowest floor, and a record must outlive what it speaks of.
+    """
+
+    class ActorKind(models.TextChoices):
+        STAFF = "staff", "Staff user"
+        API_KEY = "api_key", "API key"
+        SYSTEM = "system", "System task"
+        ANONYMOUS = "anonymous", "Unauthenticated request"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor = models.CharField(max_length=150, help_text='"alice", "api-key:rg_ab12", "system:<task>".')
+    actor_user_id = models.BigIntegerField(null=True, blank=True)
+    action = models.CharField(max_length=48, db_index=True, help_text='"refund.review", "freeze.create"…')
+    target_type = models.CharField(max_length=32)
+    target_id = models.CharField(max_length=64, blank=True)
+    merchant_id = models.BigIntegerField(null=True, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=200, blank=True, help_text='"POST /api/v1/refunds" or the task name.')
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["merchant_id", "-created_at"], name="audit_merchant_recent_idx")]
+        triggers = [append_only("audit_entry")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type}:{self.target_id} by {self.actor}"

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 
@@ -15,10 +16,13 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         try:
             value = int(raw)
         except (TypeError, ValueError):
-            raise ValidationError({name: ["Must be an integer."]}) from None
+            raise ValidationError({name: [_("Must be an integer.")]}) from None
         if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise ValidationError({name: [f"Must be {bound}."]})
+            if high is None:
+                message = _("Must be at least {low}.").format(low=low)
+            else:
+                message = _("Must be between {low} and {high}.").format(low=low, high=high)
+            raise ValidationError({name: [message]})
         return value
 
     def get_limit(self, request):

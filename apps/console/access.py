@@ -16,10 +16,14 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
+from django.utils import translation
 
 from apps.accounts.models import User
 
 logger = logging.getLogger("refundguard.console")
+# The console's templates are written in English: its views render in it, whatever the browser asks
+# (one language per page; customers' pages follow the customer's language).
+CONSOLE_LANGUAGE = "en"
 
 R = User.Role
 
@@ -62,9 +66,33 @@ def staff_view(view):
         if merchant is None:
             return render(request, "console/no_merchant.html", status=403)
         request.merchant = merchant
-        return view(request, *args, **kwargs)
+        with translation.override(CONSOLE_LANGUAGE):
+            return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def staff_or_operator_view(view):
+    """Like `staff_view`, but a platform operator (staff of no merchant, `is_staff`) is let in too,
+    with `request.merchant` None: the view then shows every merchant's rows."""
+
+    @login_required
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        request.merchant = request.user.merchant
+        if request.merchant is None and not request.user.is_staff:
+            return render(request, "console/no_merchant.html", status=403)
+        with translation.override(CONSOLE_LANGUAGE):
+            return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def refusal(exc) -> str:
+    """A service's refusal (ServiceError) as the console shows it: in English, the language its
+    pages are written in, whatever the platform's default language (one language per page)."""
+    with translation.override(CONSOLE_LANGUAGE):
+        return str(exc.message)
 
 
 def not_found(request, what: str, pk) -> Http404:

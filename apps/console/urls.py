@@ -1,6 +1,6 @@
 from django.urls import path, re_path, register_converter
 
-from apps.console import views
+from apps.console import audit_log, views
 
 
 class _IdConverter:
@@ -46,5 +46,7 @@ urlpatterns = [
     path("rules/test", views.rule_test_view, name="rule_test"),
     path("rules/<console_id:pk>/test", views.rule_test_existing_view, name="rule_test_existing"),
     path("reports/", views.reports, name="reports"),
+    path("audit/", audit_log.audit_list, name="audit_list"),
     path("reports/<str:name>.csv", views.report_csv, name="report_csv"),
+    path("security/", views.security_page, name="security"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from datetime import date, datetime, timedelta
 
+import segno
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -16,8 +17,10 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.accounts.services import OTP_FIELD, staff_totp_confirm, staff_totp_device, staff_totp_enroll
 from apps.alerts.models import Alert, Tier
 from apps.alerts.selectors import alert_get_for_owner, alert_list_for_owner, silence_list_for_owner
 from apps.alerts.services import alert_ack, alert_resolve, silence_create
@@ -25,12 +28,12 @@ from apps.commissions.selectors import commission_clawbacks_by_day_for_merchant,
 from apps.common.errors import ServiceError
 from apps.common.money import CurrencyError, Money
 from apps.console import selectors
-from apps.console.access import actor, can, forbidden, not_found, permissions_for, staff_view
+from apps.console.access import actor, can, forbidden, not_found, permissions_for, refusal, staff_view
 from apps.notifications.api import mask_address
 from apps.notifications.selectors import notification_list_for_merchant
 from apps.payouts.models import Disbursement, Kind
 from apps.payouts.selectors import disbursement_get_for_merchant, disbursement_list_for_merchant
-from apps.payouts.services import payout_approve
+from apps.payouts.services import payout_approve, payout_needs_second_factor
 from apps.refunds.models import Refund
 from apps.refunds.selectors import refund_list_for_merchant
 from apps.risk.models import ACTION_PRECEDENCE, Case, Rule, Scope
@@ -158,7 +161,7 @@ def _alert_action(request, pk: int, action: str):
         else:
             alert_resolve(alert_id=alert.pk, actor=actor(request), merchant=request.merchant, note=note)
     except ServiceError as exc:
-        error = exc.message
+        error = refusal(exc)
     alert = _alert_or_404(request, pk)
     if _is_htmx(request):
         return _render(request, "console/_alert_row.html", {"alert": alert, "error": error})
@@ -206,7 +209,7 @@ def alert_silence_view(request, pk: int):
             comment=request.POST.get("comment", "")[:500] or f"from alert #{alert.pk}",
         )
     except ServiceError as exc:
-        return _done(request, exc.message, url, error=True)
+        return _done(request, refusal(exc), url, error=True)
     return _done(request, f"Alerts of kind {alert.kind} are silenced for {hours} h.", url)
 
 
@@ -287,7 +290,7 @@ def case_decide_view(request, pk: int):
     try:
         case_decide(case=case, decision=decision, actor=actor(request), note=request.POST.get("note", "")[:2000])
     except ServiceError as exc:
-        return _done(request, exc.message, url, error=True)
+        return _done(request, refusal(exc), url, error=True)
     return _done(request, f"Case #{case.pk}: {decision}d.", url)
 
 
@@ -404,11 +407,15 @@ def _disbursement_or_404(request, kind: str, pk: int) -> Disbursement:
     return d
 
 
-@require_GET
-@staff_view
-def disbursement_detail(request, kind: str, pk: int):
-    d = _disbursement_or_404(request, kind, pk)
+def _disbursement_page(request, kind: str, d: Disbursement, *, approve_error: str = "", status: int = 200):
     approvals = list(d.approvals.all())
+    may_approve = (
+        d.status == Disbursement.Status.PENDING_APPROVAL
+        and can(request.user, "payout_approve")
+        and d.created_by != request.user.get_username()
+        and all(a.approver_id != request.user.pk for a in approvals)
+    )
+    needs_code = may_approve and payout_needs_second_factor(d)
     return _render(
         request,
         "console/disbursement_detail.html",
@@ -418,27 +425,42 @@ def disbursement_detail(request, kind: str, pk: int):
             "events": d.events.all(),
             "prechecks": d.prechecks.all(),
             "approvals": approvals,
-            "may_approve": d.status == Disbursement.Status.PENDING_APPROVAL
-            and can(request.user, "payout_approve")
-            and d.created_by != request.user.get_username()
-            and all(a.approver_id != request.user.pk for a in approvals),
+            "may_approve": may_approve,
+            "needs_code": needs_code,
+            "has_authenticator": needs_code and staff_totp_device(user=request.user) is not None,
+            "approve_error": approve_error,
             "notifications": _notifications(request, KIND_OF[kind], d.pk),
         },
+        status=status,
     )
+
+
+@require_GET
+@staff_view
+def disbursement_detail(request, kind: str, pk: int):
+    return _disbursement_page(request, kind, _disbursement_or_404(request, kind, pk))
 
 
 @require_POST
 @staff_view
 def disbursement_approve_view(request, kind: str, pk: int):
-    """Maker-checker approval through payouts.payout_approve (which refuses the creator)."""
+    """Maker-checker approval through payouts.payout_approve (which refuses the creator and checks
+    the authenticator code of a large movement's second approval)."""
     d = _disbursement_or_404(request, kind, pk)
     if not can(request.user, "payout_approve"):
         return forbidden(request, "payout_approve")
     url = reverse("console:disbursement_detail", args=[kind, d.pk])
     try:
-        d = payout_approve(disbursement_id=d.pk, approver=request.user, note=request.POST.get("note", "")[:2000])
+        d = payout_approve(
+            disbursement_id=d.pk,
+            approver=request.user,
+            note=request.POST.get("note", "")[:2000],
+            otp_token=request.POST.get(OTP_FIELD, "")[:20],
+        )
     except ServiceError as exc:
-        return _done(request, exc.message, url, error=True)
+        if OTP_FIELD in exc.fields:  # a form error beside the code field, nothing written
+            return _disbursement_page(request, kind, d, approve_error=refusal(exc), status=exc.status_code)
+        return _done(request, refusal(exc), url, error=True)
     return _done(request, f"Approval recorded; {kind[:-1]} #{d.pk} is {d.get_status_display().lower()}.", url)
 
 
@@ -544,7 +566,7 @@ def _rule_test(request, rule: Rule | None):
                     merchant=request.merchant, scope=form["scope"], expression=form["expression"], days=days
                 )
             except ServiceError as exc:
-                error, status = exc.message, 400
+                error, status = refusal(exc), 400
         if result is not None:
             rank = ACTION_PRECEDENCE[form["action"]]
             # Would decide: the request got a weaker outcome than this rule's action would give it.
@@ -681,3 +703,40 @@ def report_csv(request, name: str):
             # A spreadsheet runs a cell starting with = + - @ as a formula: quote those.
             writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" else v for v in row.values()])
     return response
+
+
+# --- security: the authenticator the second approval of a large movement needs ---------------------
+# Enrolling creates an unconfirmed django-otp TOTP device and shows its otpauth URI and QR code; the
+# first code from the app confirms it. The secret is never shown again; an administrator resets a
+# lost device by deleting it in the admin.
+
+
+def _security_page(request, *, error: str = "", status: int = 200):
+    device = staff_totp_device(user=request.user, confirmed=False)
+    context = {
+        "device": staff_totp_device(user=request.user),
+        "enrolling": device,
+        "error": error,
+        "otp_field": OTP_FIELD,
+    }
+    if device is not None:
+        context["config_url"] = device.config_url
+        # segno's inline SVG is markup we generate from our own URI (no user input, no script).
+        context["qr_svg"] = mark_safe(segno.make(device.config_url, error="m").svg_inline(scale=4))  # noqa: S308
+    return _render(request, "console/security.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_view
+def security_page(request):
+    if request.method == "GET":
+        return _security_page(request)
+    url = reverse("console:security")
+    try:
+        if request.POST.get("action") == "enroll":
+            staff_totp_enroll(user=request.user)
+            return redirect(url)
+        staff_totp_confirm(user=request.user, token=request.POST.get(OTP_FIELD, "")[:20])
+    except ServiceError as exc:
+        return _security_page(request, error=exc.message, status=exc.status_code)
+    return _done(request, "Authenticator confirmed: large approvals will ask for its code.", url)

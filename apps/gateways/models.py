@@ -1,6 +1,8 @@
 from django.db import models
 from django.utils import timezone
 
+from apps.common.dbguards import append_only
+
 
 class Channel(models.Model):
     """A bank or payment channel money can leave through, tried in `priority` order (lower first)."""
@@ -47,6 +49,9 @@ class ChannelCall(models.Model):
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        triggers = [append_only("channel_call")]
 
     def __str__(self) -> str:
         return f"{self.action} {self.request_id} → {self.outcome}"

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.common.errors import NotFoundError
 from apps.gateways import reasons, registry
@@ -669,7 +670,7 @@ def webhook_receive(*, channel_code: str, headers: Mapping[str, str], body: byte
     """
     channel = Channel.objects.filter(code=channel_code).first()
     if channel is None:
-        raise NotFoundError("Unknown channel.", code="unknown_channel")
+        raise NotFoundError(_("Unknown channel."), code="unknown_channel")
     events = get_adapter(channel).parse_webhook(headers=dict(headers.items()), body=body)
     outcomes = {event.event_id: _webhook_apply(channel, event) for event in events}
     status = "accepted" if any(outcome != "duplicate" for outcome in outcomes.values()) else "duplicate"
@@ -727,7 +728,7 @@ def channel_statement(*, channel: Channel | str, date: date) -> list[StatementLi
         code = channel
         channel = Channel.objects.filter(code=code).first()
         if channel is None:
-            raise NotFoundError("Unknown channel.", code="unknown_channel")
+            raise NotFoundError(_("Unknown channel."), code="unknown_channel")
     return _called(
         channel=channel,
         action=ChannelCall.Action.STATEMENT,

@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import re
 
+from django.utils.translation import gettext_lazy as _
+
 from apps.gateways.base import WebhookRejected
 
 SIGNATURE_HEADER = "X-RefundGuard-Signature"
@@ -38,28 +40,28 @@ def verify_signature(
     Raises WebhookRejected (with a `code` naming the failed check) on any doubt.
     """
     if not secret:
-        raise WebhookRejected("Channel has no webhook secret configured.", code="signature_unverifiable")
+        raise WebhookRejected(_("Channel has no webhook secret configured."), code="signature_unverifiable")
     if header is None or not header.strip():
-        raise WebhookRejected("Signature header missing or empty.", code="signature_missing")
+        raise WebhookRejected(_("Signature header missing or empty."), code="signature_missing")
     values: dict[str, list[str]] = {}
     for part in header.split(","):
         key, sep, value = part.strip().partition("=")
         if not sep or not key or not value:
-            raise WebhookRejected("Signature header is malformed.", code="signature_malformed")
+            raise WebhookRejected(_("Signature header is malformed."), code="signature_malformed")
         values.setdefault(key, []).append(value)
     if set(values) != {"t", "v1"}:
-        raise WebhookRejected("Signature header must carry exactly t= and v1=.", code="signature_scheme")
+        raise WebhookRejected(_("Signature header must carry exactly t= and v1=."), code="signature_scheme")
     if len(values["t"]) != 1 or len(values["v1"]) != 1:
-        raise WebhookRejected("Signature header carries several values.", code="signature_malformed")
+        raise WebhookRejected(_("Signature header carries several values."), code="signature_malformed")
     raw_timestamp, signature = values["t"][0], values["v1"][0]
     if not _TIMESTAMP.fullmatch(raw_timestamp):
-        raise WebhookRejected("Signature timestamp is not a number.", code="timestamp_invalid")
+        raise WebhookRejected(_("Signature timestamp is not a number."), code="timestamp_invalid")
     timestamp = int(raw_timestamp)
     if abs(int(now) - timestamp) > tolerance:
-        raise WebhookRejected("Signature timestamp is outside the tolerance.", code="timestamp_out_of_tolerance")
+        raise WebhookRejected(_("Signature timestamp is outside the tolerance."), code="timestamp_out_of_tolerance")
     if not _HEX_SHA256.fullmatch(signature):
-        raise WebhookRejected("Signature is not a hex SHA-256.", code="signature_mismatch")
+        raise WebhookRejected(_("Signature is not a hex SHA-256."), code="signature_mismatch")
     expected = compute_signature(secret=secret, timestamp=timestamp, body=body)
     if not hmac.compare_digest(expected, signature):
-        raise WebhookRejected("Signature does not match the body.", code="signature_mismatch")
+        raise WebhookRejected(_("Signature does not match the body."), code="signature_mismatch")
     return timestamp

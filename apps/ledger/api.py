@@ -17,9 +17,9 @@ import datetime as dt
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
@@ -32,6 +32,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.accounts.permissions import IsPlatformOperator
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.errors import PayloadTooLargeError, ServiceError
 from apps.common.fields import MultiLineCharField, StrictSerializerMixin
@@ -141,7 +142,7 @@ class ReconciliationRunSerializer(StrictSerializerMixin, serializers.Serializer)
 
     def validate(self, attrs):
         if "statement_csv" in attrs and "statement" in attrs:
-            raise ValidationError({"statement": ["Send statement_csv or a statement file, not both."]})
+            raise ValidationError({"statement": [_("Send statement_csv or a statement file, not both.")]})
         return attrs
 
 
@@ -149,17 +150,6 @@ class _PlatformView(MerchantAPIView):
     """Borrows the query-string and paging helpers; the permission is platform operators only."""
 
     permission_classes = [IsPlatformOperator]
-
-    def query_date(self, name: str) -> dt.date | None:
-        raw = self.query_text(name, max_length=10)
-        if raw is None:
-            return None
-        try:
-            if len(raw) != 10:
-                raise ValueError(raw)
-            return dt.date.fromisoformat(raw)
-        except ValueError:
-            raise ValidationError({name: ["Must be a date as YYYY-MM-DD."]}) from None
 
 
 def _statement_text(data: dict) -> str | bytes | None:
@@ -169,8 +159,21 @@ def _statement_text(data: dict) -> str | bytes | None:
     if upload is None:
         return None
     if upload.size > settings.RECONCILIATION_CSV_MAX_BYTES:
-        raise PayloadTooLargeError(f"Statement files are limited to {settings.RECONCILIATION_CSV_MAX_BYTES} bytes.")
+        raise PayloadTooLargeError(
+            format_lazy(_("Statement files are limited to {value} bytes."), value=settings.RECONCILIATION_CSV_MAX_BYTES)
+        )
     return upload.read()
+
+
+class ReconciliationFilters(filters.QueryFilters):
+    date = filters.date()
+    source = filters.text(max_length=32)
+    status = filters.choice(Reconciliation.Status.values)
+    current = filters.boolean(help_text="true: the latest run of its day and source.")
+
+
+class ReconciliationItemFilters(filters.QueryFilters):
+    kind = filters.choice(KINDS)
 
 
 class ReconciliationListCreateView(_PlatformView):
@@ -179,22 +182,13 @@ class ReconciliationListCreateView(_PlatformView):
 
     @extend_schema(
         responses=ReconciliationSerializer(many=True),
-        parameters=[
-            OpenApiParameter("date", OpenApiTypes.DATE),
-            OpenApiParameter("source", {"type": "string", "maxLength": 32}),
-            OpenApiParameter("status", str, enum=Reconciliation.Status.values),
-            OpenApiParameter("current", bool),
-        ],
+        parameters=[ReconciliationFilters],
     )
     def get(self, request):
-        current = self.query_choice("current", ("true", "false"))
-        queryset = reconciliation_list(
-            day=self.query_date("date"),
-            source=self.query_text("source", max_length=32),
-            status=self.query_choice("status", Reconciliation.Status.values),
-        )
-        if current is not None:
-            queryset = queryset.filter(is_current=current == "true")
+        wanted = ReconciliationFilters.parse(request)
+        queryset = reconciliation_list(day=wanted.get("date"), source=wanted.get("source"), status=wanted.get("status"))
+        if "current" in wanted:
+            queryset = queryset.filter(is_current=wanted["current"])
         return self.paginated(queryset, ReconciliationSerializer)
 
     @extend_schema(
@@ -226,14 +220,19 @@ class ReconciliationListCreateView(_PlatformView):
         data.is_valid(raise_exception=True)
         day, source = data.validated_data["date"], data.validated_data["source"]
         if day > dt.datetime.now(tz=dt.UTC).date():
-            raise ServiceError("Cannot reconcile a day that has not begun.", fields={"date": ["Is in the future."]})
+            raise ServiceError(
+                _("Cannot reconcile a day that has not begun."), fields={"date": [_("Is in the future.")]}
+            )
         text = _statement_text(data.validated_data)
         if text is None:
             if statement_source_get(source) is None:
                 raise ServiceError(
-                    f"No statement source {source!r} is registered; upload the statement instead.",
+                    format_lazy(
+                        _("No statement source {value} is registered; upload the statement instead."),
+                        value=repr(source),
+                    ),
                     code="unknown_source",
-                    fields={"source": ["Not a registered statement source."]},
+                    fields={"source": [_("Not a registered statement source.")]},
                 )
             # A pull is network I/O to a bank: a worker does it, never the web request.
             reconciliation_run_task.delay(day.isoformat(), source, actor=_actor(request))
@@ -253,12 +252,12 @@ class ReconciliationDetailView(_PlatformView):
 
     @extend_schema(
         responses=ReconciliationDetailSerializer,
-        parameters=[OpenApiParameter("kind", str, enum=list(KINDS))],
+        parameters=[ReconciliationItemFilters],
     )
     def get(self, request, pk: int):
         run = get_object_or_404(Reconciliation.objects.all(), pk=pk)
         items = run.items.order_by("id")
-        if kind := self.query_choice("kind", KINDS):
+        if kind := ReconciliationItemFilters.parse(request).get("kind"):
             items = items.filter(kind=kind)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(items, request, view=self)

@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.common.dbguards import append_only
+
 
 class LedgerAccount(models.Model):
     class Kind(models.TextChoices):
@@ -64,6 +66,7 @@ class LedgerEntry(models.Model):
     class Meta:
         constraints = [models.CheckConstraint(name="ledger_entry_nonzero", condition=~Q(amount=0))]
         indexes = [models.Index(fields=["account", "transaction"])]
+        triggers = [append_only("ledger_entry")]
 
     def __str__(self) -> str:
         return f"{self.account} {self.amount:+d}"

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, router, transaction
 from django.db.models import BigIntegerField, F, Max, Value
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from apps.common.errors import ConflictError, ServiceError
 from apps.common.money import currency_is_supported
@@ -283,9 +285,11 @@ def statement_import(*, source: str, entries: Sequence[StatementEntry]) -> State
     the caller's transaction when there is one. Callers: `reconciliation_run`.
     """
     if not SOURCE_NAME.fullmatch(source or ""):
-        raise ServiceError("Unknown statement source name.", fields={"source": ["Must match [a-z0-9][a-z0-9_-]*."]})
+        raise ServiceError(
+            _("Unknown statement source name."), fields={"source": [_("Must match [a-z0-9][a-z0-9_-]*.")]}
+        )
     if problems := _check_entries(entries):
-        raise ServiceError("The statement has invalid lines.", code="statement_invalid", fields={"lines": problems})
+        raise ServiceError(_("The statement has invalid lines."), code="statement_invalid", fields={"lines": problems})
     with transaction.atomic():
         existing: dict[str, StatementLine] = {}
         ids = [entry.line_id for entry in entries]
@@ -462,15 +466,21 @@ def reconciliation_run(
     """
     started_at = timezone.now()
     if not SOURCE_NAME.fullmatch(source or ""):
-        raise ServiceError("Unknown statement source.", fields={"source": ["Must match [a-z0-9][a-z0-9_-]*."]})
+        raise ServiceError(_("Unknown statement source."), fields={"source": [_("Must match [a-z0-9][a-z0-9_-]*.")]})
     if date > started_at.astimezone(dt.UTC).date():
-        raise ServiceError("Cannot reconcile a day that has not begun.", fields={"date": ["Is in the future."]})
+        raise ServiceError(_("Cannot reconcile a day that has not begun."), fields={"date": [_("Is in the future.")]})
     registered = statement_source_get(source)
     if lines is None and registered is None:
         raise ServiceError(
-            f"No statement source {source!r} is registered; upload the statement instead.",
+            format_lazy(
+                _("No statement source {value} is registered; upload the statement instead."), value=repr(source)
+            ),
             code="unknown_source",
-            fields={"source": [f"Registered sources: {', '.join(statement_source_names()) or 'none'}."]},
+            fields={
+                "source": [
+                    format_lazy(_("Registered sources: {value}."), value=", ".join(statement_source_names()) or "none")
+                ]
+            },
         )
     if not replace and (current := reconciliation_current(day=date, source=source)) is not None:
         return current

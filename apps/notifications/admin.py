@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.db import transaction
 from django.utils.html import format_html, format_html_join
 
 from apps.accounts.models import Locale
 from apps.common.admin import ReadOnlyAdmin
 from apps.notifications.api import mask_address
 from apps.notifications.models import Notification, Preference, ProviderStatusEvent, SandboxMessage, Template
-from apps.notifications.rendering import RenderError, forget_templates, mask_card_numbers, render_text
+from apps.notifications.rendering import RenderError, mask_card_numbers, render_text
+from apps.notifications.services import template_delete, template_save
 
 # One value for every variable apps.notifications.defaults documents, per locale, so the preview
 # shows each branch of a template the way a customer would read it.
@@ -135,16 +135,15 @@ class TemplateAdmin(admin.ModelAdmin):
         return format_html("{}<p class='help'>Sample values: {}</p>", rows, variables)
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        transaction.on_commit(forget_templates)
+        before = {name: form.initial.get(name) for name in form.changed_data} if change else None
+        template_save(template=obj, before=before)
 
     def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        transaction.on_commit(forget_templates)
+        template_delete(template=obj)
 
     def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
-        transaction.on_commit(forget_templates)
+        for template in queryset:
+            template_delete(template=template)
 
 
 @admin.register(Notification)

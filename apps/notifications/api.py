@@ -20,13 +20,16 @@ from zoneinfo import available_timezones
 import phonenumbers
 from django.conf import settings
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.accounts.models import Customer
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.fields import SingleLineCharField, StrictSerializerMixin
 from apps.notifications import selectors
@@ -156,17 +159,17 @@ class MarkReadSerializer(StrictSerializerMixin, serializers.Serializer):
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
-            raise ValidationError({"non_field_errors": ['Send {"ids": [..]} or {"all": true}.']})
+            raise ValidationError({"non_field_errors": [_('Send {"ids": [..]} or {"all": true}.')]})
         if "all" in data and not isinstance(data["all"], bool):
-            raise ValidationError({"all": ["Must be true."]})
+            raise ValidationError({"all": [_("Must be true.")]})
         return super().to_internal_value(data)
 
     def validate(self, attrs):
         has_ids, has_all = "ids" in attrs, "all" in attrs
         if has_ids == has_all:
-            raise ValidationError('Send either {"ids": [..]} or {"all": true}, not both and not neither.')
+            raise ValidationError(_('Send either {"ids": [..]} or {"all": true}, not both and not neither.'))
         if has_all and attrs["all"] is not True:
-            raise ValidationError({"all": ["Must be true."]})
+            raise ValidationError({"all": [_("Must be true.")]})
         return attrs
 
     def notification_ids(self) -> list[int] | None:
@@ -206,22 +209,28 @@ class PreferenceSerializer(StrictSerializerMixin, serializers.Serializer):
 
     def validate_disabled_channels(self, value: list[str]) -> list[str]:
         if Channel.INBOX in value:
-            raise ValidationError("The inbox cannot be turned off.")
+            raise ValidationError(_("The inbox cannot be turned off."))
         unknown = sorted(set(value) - set(SWITCHABLE_CHANNELS))
         if unknown:
-            raise ValidationError(f"Unknown channels: {', '.join(unknown)}; use {', '.join(SWITCHABLE_CHANNELS)}.")
+            raise ValidationError(
+                format_lazy(
+                    _("Unknown channels: {value}; use {other}."),
+                    value=", ".join(unknown),
+                    other=", ".join(SWITCHABLE_CHANNELS),
+                )
+            )
         return sorted(set(value))
 
     def validate_time_zone(self, value: str) -> str:
         if value not in _time_zones():
-            raise ValidationError("Must be an IANA time zone name, e.g. Asia/Shanghai.")
+            raise ValidationError(_("Must be an IANA time zone name, e.g. Asia/Shanghai."))
         return value
 
     def validate(self, attrs):
         if (attrs.get("quiet_start") is None) != (attrs.get("quiet_end") is None):
-            raise ValidationError({"quiet_end": ["Give quiet_start and quiet_end together, or neither."]})
+            raise ValidationError({"quiet_end": [_("Give quiet_start and quiet_end together, or neither.")]})
         if attrs.get("quiet_start") is not None and attrs["quiet_start"] == attrs["quiet_end"]:
-            raise ValidationError({"quiet_end": ["Must differ from quiet_start."]})
+            raise ValidationError({"quiet_end": [_("Must differ from quiet_start.")]})
         return attrs
 
 
@@ -253,30 +262,18 @@ class _NotificationsView(MerchantAPIView):
         return customer
 
 
+class NotificationFilters(filters.QueryFilters):
+    recipient = filters.text(help_text="A customer's external_id.")
+    order = filters.text(help_text="The order or withdrawal number (reference).")
+    status = filters.choice(Notification.Status.values)
+    channel = filters.choice(Channel.values)
+    subject_type = filters.choice(["refund", "withdrawal", "payout", "alert", "commission"])
+
+
 class NotificationListView(_NotificationsView):
-    @extend_schema(
-        responses=NotificationSerializer(many=True),
-        parameters=[
-            OpenApiParameter("recipient", str, description="A customer's external_id."),
-            OpenApiParameter("order", str, description="The order or withdrawal number (reference)."),
-            OpenApiParameter("status", str, enum=Notification.Status.values),
-            OpenApiParameter("channel", str, enum=Channel.values),
-            OpenApiParameter(
-                "subject_type",
-                {"type": "string", "maxLength": 16},
-                description="refund, withdrawal, payout, alert, commission",
-            ),
-        ],
-    )
+    @extend_schema(responses=NotificationSerializer(many=True), parameters=[NotificationFilters])
     def get(self, request):
-        rows = selectors.notification_list_for_merchant(
-            merchant=self.merchant,
-            recipient=self.query_text("recipient"),
-            order=self.query_text("order"),
-            status=self.query_choice("status", Notification.Status.values),
-            channel=self.query_choice("channel", Channel.values),
-            subject_type=self.query_text("subject_type", max_length=16),
-        )
+        rows = selectors.notification_list_for_merchant(merchant=self.merchant, **NotificationFilters.parse(request))
         return self.paginated(rows, NotificationSerializer)
 
 

@@ -23,16 +23,18 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer, User
+from apps.common.audit import audit_record
 from apps.common.errors import NotFoundError
 from apps.common.polling import backoff
 from apps.common.publish import publish_after_commit
 from apps.common.rows import Columns
 from apps.notifications import policy
-from apps.notifications.models import Channel, Notification, Preference, Priority, ProviderStatusEvent
+from apps.notifications.models import Channel, Notification, Preference, Priority, ProviderStatusEvent, Template
 from apps.notifications.providers import Provider, ProviderError, PushProvider, SendResult, provider_for
-from apps.notifications.rendering import render
+from apps.notifications.rendering import forget_templates, render
 
 logger = logging.getLogger(__name__)
 S = Notification.Status
@@ -481,7 +483,7 @@ def notification_apply_provider_status(
                 n.provider, n.provider_id, n.sent_at = provider, provider_id, n.sent_at or now
                 early = ["provider", "provider_id", "sent_at"]
         if n is None:
-            raise NotFoundError("No notification was sent with this id.", code="unknown_sid")
+            raise NotFoundError(_("No notification was sent with this id."), code="unknown_sid")
         try:
             with transaction.atomic():
                 ProviderStatusEvent.objects.create(
@@ -561,3 +563,42 @@ def preference_set(
         preference.time_zone = time_zone
     preference.save()
     return preference
+
+
+# --- templates --------------------------------------------------------------------------------------
+
+_TEMPLATE_FIELDS = ("key", "channel", "locale", "version", "subject", "body", "rollout_percent", "is_active")
+
+
+def template_save(*, template: Template, before: dict | None = None) -> Template:
+    """Save a template an operator added or edited (admin), with its audit row; `before` holds the old
+    values of the fields that changed (None for a new template). Every process re-reads templates
+    after commit."""
+    is_new = template.pk is None
+    with transaction.atomic():
+        template.save()
+        changed = _TEMPLATE_FIELDS if is_new else tuple(before or ())
+        audit_record(
+            action="template.create" if is_new else "template.change",
+            target_type="template",
+            target_id=template.pk,
+            merchant_id=None,
+            before={} if is_new else before,
+            after={name: getattr(template, name) for name in changed},
+        )
+    transaction.on_commit(forget_templates)
+    return template
+
+
+def template_delete(*, template: Template) -> None:
+    """Remove a template (the audit log keeps its last wording)."""
+    with transaction.atomic():
+        audit_record(
+            action="template.delete",
+            target_type="template",
+            target_id=template.pk,
+            merchant_id=None,
+            before={name: getattr(template, name) for name in _TEMPLATE_FIELDS},
+        )
+        template.delete()
+    transaction.on_commit(forget_templates)

@@ -5,7 +5,8 @@ Twilio delivery reports:
 
 Every request is authenticated with Twilio's `X-Twilio-Signature` (HMAC-SHA1 of the public URL and
 the form parameters, keyed with the account's auth token) before anything is read or written.
-403 for a missing or wrong signature (or no token configured), 400 without a sid or status, 404
+403 for a missing or wrong signature (or no token configured), 413 for a body over
+DATA_UPLOAD_MAX_MEMORY_SIZE, 400 for a form over DATA_UPLOAD_MAX_NUMBER_FIELDS or without a sid or status, 404
 for a sid RefundGuard never sent, 204 otherwise — a replayed report too, so Twilio stops retrying.
 The callback URL names the message (`?n=<id>`), so a report that overtakes the dispatch's own
 record of the sid still finds its row.
@@ -16,13 +17,16 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from twilio.request_validator import RequestValidator
 
 from apps.common.errors import NotFoundError, error_body
+from apps.common.throttling import progress_link_missed, throttled_json, webhook_limit_wait
 from apps.notifications import selectors, services
 from apps.notifications.api import InboxItemSerializer
 from apps.refunds.services import refund_get_by_progress_token
@@ -52,13 +56,18 @@ def _signature_valid(request) -> bool:
 def twilio_status(request):
     """Authenticate a Twilio status callback, then hand it to
     `services.notification_apply_provider_status` (deduplicated on sid + status there)."""
+    wait = webhook_limit_wait("twilio/status")
+    if wait is not None:
+        return throttled_json(wait)
     if not settings.TWILIO_AUTH_TOKEN:
         logger.warning("twilio status callback refused: TWILIO_AUTH_TOKEN is not configured")
-        return _error(403, "signature_unverifiable", "Twilio callbacks cannot be verified here.")
+        return _error(403, "signature_unverifiable", _("Twilio callbacks cannot be verified here."))
     try:
-        valid = _signature_valid(request)
+        valid = _signature_valid(request)  # reads the form: bounded by Django's DATA_UPLOAD_MAX_* settings
     except RequestDataTooBig:
-        return _error(413, "payload_too_large", "Request body is too large.")
+        return _error(413, "payload_too_large", _("Request body is too large."))
+    except (TooManyFieldsSent, MultiPartParserError):
+        return _error(400, "payload_invalid", _("The report's form body could not be parsed within its bounds."))
     if not valid:
         # Never the body: it holds phone numbers, and a forged one is not worth keeping.
         logger.warning(
@@ -66,7 +75,7 @@ def twilio_status(request):
             "wrong" if request.headers.get("X-Twilio-Signature") else "missing",
             request.META.get("REMOTE_ADDR", "?"),
         )
-        return _error(403, "signature_mismatch", "The X-Twilio-Signature does not match this request.")
+        return _error(403, "signature_mismatch", _("The X-Twilio-Signature does not match this request."))
 
     params = request.POST.dict()
     for sid_name, status_name in _SID_AND_STATUS:
@@ -74,7 +83,9 @@ def twilio_status(request):
         if sid or status:
             break
     if not sid or not status:
-        return _error(400, "validation_error", "MessageSid and MessageStatus (or CallSid and CallStatus) are required.")
+        return _error(
+            400, "validation_error", _("MessageSid and MessageStatus (or CallSid and CallStatus) are required.")
+        )
     named = request.GET.get("n", "")
     try:
         services.notification_apply_provider_status(
@@ -102,6 +113,9 @@ def customer_inbox(request, token: str):
     withdrawals never show here, and nothing is written; a tampered or expired token is a 404."""
     refund = refund_get_by_progress_token(token)
     if refund is None:
+        wait = progress_link_missed(request)
+        if wait is not None:
+            return throttled_json(wait, "Too many links that do not work; retry later.")
         return _error(404, "not_found", "This link is not valid or has expired.")
     scope = {"customer": refund.customer, "subject_type": "refund", "subject_id": refund.pk}
     rows = selectors.inbox_list_for_customer(**scope)[:INBOX_PAGE_SIZE]

@@ -1,14 +1,17 @@
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.accounts.api import AccountInSerializer
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.fields import (
     CurrencyField,
     MinorUnitsField,
+    PathSegmentField,
     SingleLineCharField,
     StrictBooleanField,
     StrictSerializerMixin,
@@ -42,15 +45,15 @@ class RefundPolicySerializer(StrictSerializerMixin, serializers.ModelSerializer)
             for name in ("unconditional_minutes", "conditional_hours", "max_progress_pct"):
                 value = data.get(name)
                 if name in data and (isinstance(value, bool) or not isinstance(value, int)):
-                    raise serializers.ValidationError({name: ["Must be an integer."]})
+                    raise serializers.ValidationError({name: [_("Must be an integer.")]})
             for name in ("lock_on_key_reveal", "lock_on_key_activation", "lock_on_download", "lock_on_any_usage"):
                 if name in data and not isinstance(data[name], bool):
-                    raise serializers.ValidationError({name: ["Must be true or false."]})
+                    raise serializers.ValidationError({name: [_("Must be true or false.")]})
         return super().to_internal_value(data)
 
 
 class ProductInSerializer(StrictSerializerMixin, serializers.Serializer):
-    sku = SingleLineCharField(max_length=100)
+    sku = PathSegmentField(max_length=100)
     name = SingleLineCharField(max_length=200)
     kind = serializers.ChoiceField(choices=Product.Kind.choices)
     price = MinorUnitsField()
@@ -67,7 +70,7 @@ class ProductUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     def to_internal_value(self, data):
         # true/false only: DRF's BooleanField would take "no", "off" or 0 and deactivate the product.
         if isinstance(data, dict) and "is_active" in data and not isinstance(data["is_active"], bool):
-            raise serializers.ValidationError({"is_active": ["Must be true or false."]})
+            raise serializers.ValidationError({"is_active": [_("Must be true or false.")]})
         return super().to_internal_value(data)
 
 
@@ -80,13 +83,17 @@ class ProductOutSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ProductFilters(filters.QueryFilters):
+    sku = filters.text()
+
+
 class ProductListCreateView(MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(responses=ProductOutSerializer(many=True))
+    @extend_schema(responses=ProductOutSerializer(many=True), parameters=[ProductFilters])
     def get(self, request):
         queryset = product_list_for_merchant(merchant=self.merchant)
-        if sku := self.query_text("sku"):
+        if sku := ProductFilters.parse(request).get("sku"):
             queryset = queryset.filter(sku=sku)
         return self.paginated(queryset, ProductOutSerializer)
 
@@ -124,7 +131,7 @@ def masked_account(account) -> dict | None:
 
 
 class OrderInSerializer(StrictSerializerMixin, serializers.Serializer):
-    external_id = SingleLineCharField(max_length=100)
+    external_id = PathSegmentField(max_length=100)
     customer = SingleLineCharField(max_length=100)
     product = SingleLineCharField(max_length=100)
     amount = MinorUnitsField()
@@ -166,13 +173,17 @@ class OrderOutSerializer(serializers.ModelSerializer):
         return masked_account(order.payer_account)
 
 
+class OrderFilters(filters.QueryFilters):
+    external_id = filters.text()
+
+
 class OrderListCreateView(MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(responses=OrderOutSerializer(many=True))
+    @extend_schema(responses=OrderOutSerializer(many=True), parameters=[OrderFilters])
     def get(self, request):
         queryset = order_list_for_merchant(merchant=self.merchant)
-        if external_id := self.query_text("external_id"):
+        if external_id := OrderFilters.parse(request).get("external_id"):
             queryset = queryset.filter(external_id=external_id)
         return self.paginated(queryset, OrderOutSerializer)
 
@@ -206,7 +217,7 @@ class UsageInSerializer(StrictSerializerMixin, serializers.Serializer):
     def validate_value(self, value):
         raw = self.initial_data.get("value")
         if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int)):
-            raise serializers.ValidationError("Must be an integer percent.")
+            raise serializers.ValidationError(_("Must be an integer percent."))
         return value
 
 

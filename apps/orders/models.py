@@ -4,6 +4,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import BankAccount, Customer, Merchant
+from apps.common.fields import validate_path_segment
 
 
 class Product(models.Model):
@@ -16,7 +17,7 @@ class Product(models.Model):
         TEMPLATE = "template", "Design template"
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="products")
-    sku = models.CharField(max_length=100)
+    sku = models.CharField(max_length=100, validators=[validate_path_segment])
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     price = models.BigIntegerField(help_text="Minor units.")
@@ -64,7 +65,7 @@ class Order(models.Model):
         BALANCE = "balance", "Account balance"
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="orders")
-    external_id = models.CharField(max_length=100)
+    external_id = models.CharField(max_length=100, validators=[validate_path_segment])
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders")
     amount = models.BigIntegerField(help_text="Captured amount, minor units.")

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer, Merchant
 from apps.accounts.services import bank_account_get_or_create
@@ -51,8 +53,8 @@ def _policy_validate(policy: dict) -> None:
     hours = policy.get("conditional_hours")
     if minutes is not None and hours is not None and minutes > hours * 60:
         raise ServiceError(
-            "The unconditional window cannot be longer than the conditional window.",
-            fields={"refund_policy.unconditional_minutes": ["Longer than conditional_hours."]},
+            _("The unconditional window cannot be longer than the conditional window."),
+            fields={"refund_policy.unconditional_minutes": [_("Longer than conditional_hours.")]},
         )
 
 
@@ -74,7 +76,7 @@ def product_create(
             )
     except IntegrityError:
         raise ConflictError(
-            "A product with this sku already exists.", code="duplicate_sku", fields={"sku": ["Already exists."]}
+            _("A product with this sku already exists."), code="duplicate_sku", fields={"sku": [_("Already exists.")]}
         ) from None
     RefundPolicy.objects.create(product=product, **policy)
     return product
@@ -86,7 +88,7 @@ def product_update(*, product: Product, refund_policy: dict | None = None, **cha
     allowed = {"name", "price", "is_active"}
     if set(changes) - allowed:
         bad = sorted(set(changes) - allowed)
-        raise ServiceError("These fields cannot be changed.", fields={f: ["Cannot be changed."] for f in bad})
+        raise ServiceError(_("These fields cannot be changed."), fields={f: [_("Cannot be changed.")] for f in bad})
     for field, value in changes.items():
         setattr(product, field, value)
     if changes:
@@ -135,28 +137,30 @@ def order_create(
     errors: dict[str, list[str]] = {}
     # Checked here, not left to the amount > 0 constraint: its IntegrityError would read as a duplicate.
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        errors["amount"] = ["Must be a positive integer number of minor units."]
+        errors["amount"] = [_("Must be a positive integer number of minor units.")]
     customer = Customer.objects.filter(merchant=merchant, external_id=customer_external_id).first()
     if customer is None:
-        errors["customer"] = ["No customer with this external_id."]
+        errors["customer"] = [_("No customer with this external_id.")]
     product = Product.objects.filter(merchant=merchant, sku=product_sku).first()
     if product is None:
-        errors["product"] = ["No product with this sku."]
+        errors["product"] = [_("No product with this sku.")]
     elif product.currency != currency:
-        errors["currency"] = [f"Must match the product's currency ({product.currency})."]
+        errors["currency"] = [
+            format_lazy(_("Must match the product's currency ({currency})."), currency=product.currency)
+        ]
     if paid_at > timezone.now() + PAID_AT_CLOCK_SKEW:
-        errors["paid_at"] = ["Cannot be in the future."]
+        errors["paid_at"] = [_("Cannot be in the future.")]
     referrer = None
     if referrer_external_id:
         referrer = Customer.objects.filter(merchant=merchant, external_id=referrer_external_id).first()
         if referrer is None:
-            errors["referrer"] = ["No customer with this external_id."]
+            errors["referrer"] = [_("No customer with this external_id.")]
         elif customer is not None and referrer.pk == customer.pk:
-            errors["referrer"] = ["A customer cannot refer their own order."]
+            errors["referrer"] = [_("A customer cannot refer their own order.")]
     elif customer is not None:
         referrer = customer.referrer
     if errors:
-        raise ServiceError("Some fields are invalid.", code="validation_error", fields=errors)
+        raise ServiceError(_("Some fields are invalid."), code="validation_error", fields=errors)
 
     try:
         with transaction.atomic():
@@ -186,9 +190,9 @@ def order_create(
             order_captured.send(sender=Order, order=order)
     except IntegrityError:
         raise ConflictError(
-            "An order with this external_id already exists.",
+            _("An order with this external_id already exists."),
             code="duplicate_external_id",
-            fields={"external_id": ["Already exists."]},
+            fields={"external_id": [_("Already exists.")]},
         ) from None
     logger.info("order captured order=%s merchant=%s amount=%s %s", order.pk, merchant.pk, amount, currency)
     return order
@@ -201,13 +205,15 @@ def usage_record(
     occurred_at = occurred_at or timezone.now()
     if kind == UsageEvent.Kind.PROGRESS:
         if value is None:
-            raise ServiceError("Progress needs a value.", fields={"value": ["Required for progress (0–100)."]})
+            raise ServiceError(_("Progress needs a value."), fields={"value": [_("Required for progress (0–100).")]})
     elif value is not None:
-        raise ServiceError("Only progress carries a value.", fields={"value": ["Only allowed for progress."]})
+        raise ServiceError(_("Only progress carries a value."), fields={"value": [_("Only allowed for progress.")]})
     if occurred_at > timezone.now() + PAID_AT_CLOCK_SKEW:
-        raise ServiceError("Cannot be in the future.", fields={"occurred_at": ["Cannot be in the future."]})
+        raise ServiceError(_("Cannot be in the future."), fields={"occurred_at": [_("Cannot be in the future.")]})
     # Added to occurred_at (bounded above just before) rather than subtracted from paid_at, which
     # overflows for an order paid at datetime.min.
     if occurred_at + PAID_AT_CLOCK_SKEW < order.paid_at:
-        raise ServiceError("Usage cannot precede payment.", fields={"occurred_at": ["Before the order was paid."]})
+        raise ServiceError(
+            _("Usage cannot precede payment."), fields={"occurred_at": [_("Before the order was paid.")]}
+        )
     return UsageEvent.objects.create(order=order, kind=kind, value=value, occurred_at=occurred_at)

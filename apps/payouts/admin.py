@@ -64,7 +64,7 @@ class _DisbursementAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Approve (as me; maker-checker applies)")
+    @admin.action(description="Approve (as me; maker-checker applies; a second approval needing a code: console)")
     def approve(self, request, queryset):
         _each(
             self, request, queryset, lambda d: payout_approve(disbursement_id=d.pk, approver=request.user), "approved"

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from django.core.validators import RegexValidator
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.accounts.models import User
+from apps.common import filters
 from apps.common.api import MerchantAPIView
-from apps.common.errors import ServiceError
+from apps.common.errors import ForbiddenError, ServiceError
 from apps.common.fields import (
     CurrencyField,
     MinorUnitsField,
@@ -96,10 +99,15 @@ class WithdrawalInSerializer(_MovementInSerializer):
 
 
 class ApproveSerializer(StrictSerializerMixin, serializers.Serializer):
-    approver = SingleLineCharField(
-        max_length=150, required=False, help_text="Approving staff username (required with an API key)."
-    )
     note = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
+    otp_token = serializers.CharField(
+        max_length=8,
+        required=False,
+        allow_blank=True,
+        validators=[RegexValidator(r"^[0-9]{6,8}$", "The code is 6–8 digits.")],
+        help_text="The current code of your authenticator: required on the approval that completes a "
+        "payout or withdrawal at or above PAYOUT_LARGE_AMOUNT.",
+    )
 
 
 class NoteSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -259,13 +267,17 @@ class _KindMixin:
         return Response(self.detail_serializer(self.get_object(pk)).data, status=status_code)
 
 
+class DisbursementFilters(filters.QueryFilters):
+    status = filters.choice(Disbursement.Status.values)
+
+
 class PayoutListCreateView(_KindMixin, MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(responses=PayoutOutSerializer(many=True), parameters=[OpenApiParameter("status", str)])
+    @extend_schema(responses=PayoutOutSerializer(many=True), parameters=[DisbursementFilters])
     def get(self, request):
         rows = disbursement_list_for_merchant(merchant=self.merchant, kind=self.kind)
-        if wanted := self.query_text("status"):
+        if wanted := DisbursementFilters.parse(request).get("status"):
             rows = rows.filter(status=wanted)
         return self.paginated(rows, self.out_serializer)
 
@@ -291,7 +303,7 @@ class WithdrawalListCreateView(PayoutListCreateView):
     out_serializer = WithdrawalOutSerializer
     detail_serializer = WithdrawalDetailSerializer
 
-    @extend_schema(responses=WithdrawalOutSerializer(many=True), parameters=[OpenApiParameter("status", str)])
+    @extend_schema(responses=WithdrawalOutSerializer(many=True), parameters=[DisbursementFilters])
     def get(self, request):
         return super().get(request)
 
@@ -334,34 +346,33 @@ class WithdrawalDetailView(PayoutDetailView):
         return super().get(request, pk)
 
 
-def _approver(request, merchant, username: str | None) -> User:
-    user = request.user
-    if isinstance(user, User):
-        if username and username != user.get_username():
-            raise ServiceError(
-                "Signed in as another staff member.", fields={"approver": ["Must be you when signed in."]}
-            )
-        return user
-    if not username:
-        raise ServiceError(
-            "Name the approving staff member.", fields={"approver": ["Required with API key authentication."]}
+def _approver(request) -> User:
+    """Approving is a person's act: the signed-in staff member. An API key identifies a merchant,
+    not a person, so it cannot approve (one key could otherwise play both checkers)."""
+    if not isinstance(request.user, User):
+        raise ForbiddenError(
+            _(
+                "Approvals come from a signed-in staff member, not an API key: approve in the console "
+                "(/console/approvals/), or call this endpoint with a staff session."
+            ),
+            code="approval_needs_staff_session",
         )
-    approver = User.objects.filter(username=username, merchant=merchant, is_active=True).first()
-    if approver is None:
-        raise ServiceError(
-            "No such staff member.", fields={"approver": ["No staff member of yours has this username."]}
-        )
-    return approver
+    return request.user
 
 
 class PayoutApproveView(_KindMixin, MerchantAPIView):
     @extend_schema(request=ApproveSerializer, responses=PayoutDetailSerializer)
     def post(self, request, pk: int):
         d = self.get_object(pk)
+        approver = _approver(request)
         data = ApproveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        approver = _approver(request, self.merchant, data.validated_data.get("approver"))
-        payout_approve(disbursement_id=d.pk, approver=approver, note=data.validated_data.get("note", ""))
+        payout_approve(
+            disbursement_id=d.pk,
+            approver=approver,
+            note=data.validated_data.get("note", ""),
+            otp_token=data.validated_data.get("otp_token", ""),
+        )
         return self.respond(d.pk)
 
 
@@ -469,7 +480,7 @@ class IncidentInSerializer(StrictSerializerMixin, serializers.Serializer):
 
     def validate(self, attrs):
         if ("payout" in attrs) == ("withdrawal" in attrs):
-            raise serializers.ValidationError("Give exactly one of payout or withdrawal.")
+            raise serializers.ValidationError(_("Give exactly one of payout or withdrawal."))
         return attrs
 
 
@@ -486,28 +497,18 @@ class IncidentResolveSerializer(IncidentNotesSerializer):
     category = serializers.ChoiceField(choices=Incident.Category.choices)
 
 
+class IncidentFilters(filters.QueryFilters):
+    q = filters.text(max_length=200, help_text="Search summary, root cause, category and step notes.")
+    status = filters.choice(Incident.Status.values)
+    category = filters.choice(Incident.Category.values)
+
+
 class IncidentListCreateView(MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(
-        responses=IncidentSerializer(many=True),
-        parameters=[
-            OpenApiParameter(
-                "q",
-                {"type": "string", "maxLength": 200},
-                description="Search summary, root cause, category and step notes.",
-            ),
-            OpenApiParameter("status", str),
-            OpenApiParameter("category", str),
-        ],
-    )
+    @extend_schema(responses=IncidentSerializer(many=True), parameters=[IncidentFilters])
     def get(self, request):
-        rows = incident_list_for_merchant(
-            merchant=self.merchant,
-            q=self.query_text("q", max_length=200),
-            status=self.query_text("status"),
-            category=self.query_text("category"),
-        )
+        rows = incident_list_for_merchant(merchant=self.merchant, **IncidentFilters.parse(request))
         return self.paginated(rows, IncidentSerializer)
 
     @extend_schema(request=IncidentInSerializer, responses={201: IncidentDetailSerializer})
@@ -517,7 +518,10 @@ class IncidentListCreateView(MerchantAPIView):
         kind = Kind.PAYOUT if "payout" in data.validated_data else Kind.WITHDRAWAL
         d = disbursement_get_for_merchant(merchant=self.merchant, kind=kind, pk=data.validated_data[kind])
         if d is None:
-            raise ServiceError(f"Unknown {kind}.", fields={kind: [f"No such {kind}."]})
+            raise ServiceError(
+                format_lazy(_("Unknown {kind}."), kind=kind),
+                fields={kind: [format_lazy(_("No such {kind}."), kind=kind)]},
+            )
         incident = incident_open(disbursement_id=d.pk, summary=data.validated_data["summary"], actor=_actor(request))
         return Response(IncidentDetailSerializer(incident).data, status=status.HTTP_201_CREATED)
 

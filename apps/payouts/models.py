@@ -32,6 +32,7 @@ from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from apps.accounts.models import BankAccount, Customer, Merchant
+from apps.common.dbguards import append_only
 from apps.gateways.models import Channel
 
 
@@ -311,6 +312,7 @@ class DisbursementEvent(models.Model):
     class Meta:
         ordering = ("created_at", "id")
         indexes = [models.Index(fields=["disbursement", "created_at"])]
+        triggers = [append_only("disbursement_event")]
 
     def __str__(self) -> str:
         return f"{self.disbursement_id}: {self.code} ({self.from_status}→{self.to_status})"
@@ -433,6 +435,7 @@ class IncidentStep(models.Model):
 
     class Meta:
         ordering = ("created_at", "id")
+        triggers = [append_only("incident_step")]
 
     def __str__(self) -> str:
         return f"{self.incident_id}: {self.action} by {self.actor}"

@@ -32,11 +32,19 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import BankAccount, Customer, Merchant, User
 from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen, freeze_hold_for
-from apps.accounts.services import account_freeze, bank_account_get_or_create, bank_account_mark_verified
-from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
+from apps.accounts.services import (
+    account_freeze,
+    bank_account_get_or_create,
+    bank_account_mark_verified,
+    staff_totp_refusal,
+)
+from apps.common.audit import audit_record
+from apps.common.errors import ConflictError, InvalidStateError, NotFoundError, ServiceError, UnprocessableError
 from apps.common.money import currency_is_supported
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
 from apps.common.publish import publish_after_commit
@@ -269,9 +277,9 @@ def _destination_extras(destination_account: dict, currency: str) -> tuple[dict,
     country = (account.pop("country", None) or settings.PAYOUT_HOME_COUNTRY).upper()
     account_currency = account.pop("currency", None) or currency
     if len(country) != 2 or not country.isascii() or not country.isalpha():
-        raise ServiceError("Unknown country.", fields={"destination_account.country": ["ISO 3166 alpha-2 code."]})
+        raise ServiceError(_("Unknown country."), fields={"destination_account.country": [_("ISO 3166 alpha-2 code.")]})
     if not currency_is_supported(account_currency):
-        raise ServiceError("Unsupported currency.", fields={"destination_account.currency": ["Unsupported."]})
+        raise ServiceError(_("Unsupported currency."), fields={"destination_account.currency": [_("Unsupported.")]})
     return account, country, account_currency
 
 
@@ -280,14 +288,15 @@ def _validated_lines(settlement_lines: list[dict] | None) -> list[dict]:
         return []
     if len(settlement_lines) > MAX_SETTLEMENT_LINES:
         raise ServiceError(
-            "Too many settlement lines.", fields={"settlement_lines": [f"At most {MAX_SETTLEMENT_LINES}."]}
+            _("Too many settlement lines."),
+            fields={"settlement_lines": [format_lazy(_("At most {value}."), value=MAX_SETTLEMENT_LINES)]},
         )
     lines = []
     for line in settlement_lines:
         amount = line.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise ServiceError(
-                "Invalid settlement line.", fields={"settlement_lines": ["Amounts are positive integers."]}
+                _("Invalid settlement line."), fields={"settlement_lines": [_("Amounts are positive integers.")]}
             )
         lines.append({"reference": str(line.get("reference", ""))[:100], "amount": amount})
     return lines
@@ -316,7 +325,7 @@ def payout_create(
     """
     source_currency = source_currency or currency
     if not currency_is_supported(source_currency):
-        raise ServiceError("Unsupported currency.", fields={"source_currency": ["Unsupported currency."]})
+        raise ServiceError(_("Unsupported currency."), fields={"source_currency": [_("Unsupported currency.")]})
     lines = _validated_lines(settlement_lines)
     account_fields, country, account_currency = _destination_extras(destination_account, currency)
     if Disbursement.objects.filter(kind=Kind.PAYOUT, merchant=merchant, reference=reference).exists():
@@ -348,9 +357,9 @@ def payout_create(
 
 def _duplicate_reference() -> ConflictError:
     return ConflictError(
-        "A payout with this reference already exists.",
+        _("A payout with this reference already exists."),
         code="duplicate_reference",
-        fields={"reference": ["Already used."]},
+        fields={"reference": [_("Already used.")]},
     )
 
 
@@ -370,10 +379,10 @@ def withdrawal_create(
     (as `payout_create`). Raises ServiceError, writing nothing, for an unknown customer or bad input."""
     customer = Customer.objects.filter(merchant=merchant, external_id=customer_external_id).first()
     if customer is None:
-        raise ServiceError("Unknown customer.", fields={"customer": ["No such customer."]})
+        raise ServiceError(_("Unknown customer."), fields={"customer": [_("No such customer.")]})
     source_currency = source_currency or currency
     if not currency_is_supported(source_currency):
-        raise ServiceError("Unsupported currency.", fields={"source_currency": ["Unsupported currency."]})
+        raise ServiceError(_("Unsupported currency."), fields={"source_currency": [_("Unsupported currency.")]})
     account_fields, country, account_currency = _destination_extras(destination_account, currency)
     with transaction.atomic():
         account = bank_account_get_or_create(merchant=merchant, customer=customer, **account_fields)
@@ -410,7 +419,29 @@ def _create(*, kind: str, actor: str, **fields) -> Disbursement:
     party = Party.MERCHANT if kind == Kind.PAYOUT else Party.CUSTOMER
     _record(d, code="created", party=party, actor=actor, detail={"amount": d.amount, "currency": d.currency})
     _move(d, "start_checks", code="checking", party=Party.PLATFORM, actor="system")
+    _audit(
+        d,
+        "create",
+        after={
+            "reference": d.reference,
+            "amount": d.amount,
+            "currency": d.currency,
+            "destination_account": d.destination_account.masked_number,
+        },
+    )
     return d
+
+
+def _audit(d: Disbursement, verb: str, *, before: dict | None = None, after: dict | None = None) -> None:
+    """The audit row of a staff or money-moving action on `d` ("payout.approve", "withdrawal.cancel"…)."""
+    audit_record(
+        action=f"{d.kind}.{verb}",
+        target_type=d.kind,
+        target_id=d.pk,
+        merchant_id=d.merchant_id,
+        before=before,
+        after=after,
+    )
 
 
 def _checks_after_create(d: Disbursement) -> Disbursement:
@@ -599,54 +630,103 @@ def _check_approver(d: Disbursement, approver: User) -> None:
     )
     if not allowed:
         raise ServiceError(
-            "This person may not approve payouts for this merchant.",
+            _("This person may not approve payouts for this merchant."),
             code="approver_not_allowed",
-            fields={"approver": [f"Must be active staff with a role in {', '.join(settings.PAYOUT_APPROVER_ROLES)}."]},
+            fields={
+                "approver": [
+                    format_lazy(
+                        _("Must be active staff with a role in {value}."),
+                        value=", ".join(settings.PAYOUT_APPROVER_ROLES),
+                    )
+                ]
+            },
         )
 
 
-def payout_approve(*, disbursement_id: int, approver: User, note: str = "") -> Disbursement:
+def payout_needs_second_factor(d: Disbursement) -> bool:
+    """The approval that would complete a large movement (the second of its two) needs a code."""
+    large = "large_amount" in d.review_reasons or d.source_amount >= settings.PAYOUT_LARGE_AMOUNT
+    return large and Approval.objects.filter(disbursement=d).exists()
+
+
+def payout_approve(*, disbursement_id: int, approver: User, note: str = "", otp_token: str = "") -> Disbursement:
     """One staff approval (checker) of a payout or withdrawal waiting for approval.
 
     Maker-checker: the person who created it cannot approve it (422 creator_cannot_approve), and
-    nobody approves twice (409 duplicate_approver); a large one needs two different approvers.
-    When enough approvals are in, it moves to `approved` and its submission is scheduled. Locks
-    the row; ServiceError (nothing written) for anything else than `pending_approval`.
+    nobody approves twice (409 duplicate_approver); a large one needs two different approvers, and
+    the second of them the current code of their authenticator (`otp_token`; 422 otp_required,
+    otp_invalid for a wrong or already used one, otp_not_enrolled, otp_throttled). When enough
+    approvals are in, it moves to `approved` and its submission is scheduled. Locks the row;
+    ServiceError (nothing written) for anything else than `pending_approval`.
     """
     with transaction.atomic():
         d = _lock(disbursement_id)
         _check_approver(d, approver)
         if d.status != S.PENDING_APPROVAL:
-            raise ConflictError(
-                f"Only a {d.kind} waiting for approval can be approved (this one is {d.status}).", code="invalid_state"
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only a {kind} waiting for approval can be approved (this one is {status})."),
+                    kind=d.kind,
+                    status=d.status,
+                )
             )
         username = approver.get_username()
         if username == d.created_by:
             raise UnprocessableError(
-                f"The person who created this {d.kind} cannot approve it (maker-checker): another staff member must.",
+                format_lazy(
+                    _(
+                        "The person who created this {kind} cannot approve it (maker-checker): "
+                        "another staff member must."
+                    ),
+                    kind=d.kind,
+                ),
                 code="creator_cannot_approve",
-                fields={"approver": ["Is the creator."]},
+                fields={"approver": [_("Is the creator.")]},
             )
         if Approval.objects.filter(disbursement=d, approver=approver).exists():
             raise ConflictError(
-                f"{username} has already approved this {d.kind}; the next approval must come from someone else.",
+                format_lazy(
+                    _("{username} has already approved this {kind}; the next approval must come from someone else."),
+                    username=username,
+                    kind=d.kind,
+                ),
                 code="duplicate_approver",
-                fields={"approver": ["Already approved."]},
+                fields={"approver": [_("Already approved.")]},
             )
-        try:
-            with transaction.atomic():
-                Approval.objects.create(disbursement=d, approver=approver, note=note)
-        except IntegrityError:
-            raise ConflictError(f"{username} has already approved this {d.kind}.", code="duplicate_approver") from None
-        count = Approval.objects.filter(disbursement=d).count()
-        party = _approver_party(approver)
-        detail = {"approvals": count, "required": d.required_approvals, "note": note}
-        if count >= max(1, d.required_approvals):
-            _move(d, "approve", code="approved", party=party, actor=username, detail=detail)
-            _schedule_submit(d)
-        else:
-            _record(d, code="approval_recorded", party=party, actor=username, from_status=d.status, detail=detail)
+        # Checked last, under the row lock. A refused code is raised after the block: the block
+        # then commits only django-otp's failure count (its guessing throttle), no approval.
+        refusal = staff_totp_refusal(user=approver, token=otp_token) if payout_needs_second_factor(d) else None
+        if refusal is None:
+            _approval_record(d, approver, note)
+    if refusal is not None:
+        raise refusal
     return d
+
+
+def _approval_record(d: Disbursement, approver: User, note: str) -> None:
+    username = approver.get_username()
+    try:
+        with transaction.atomic():
+            Approval.objects.create(disbursement=d, approver=approver, note=note)
+    except IntegrityError:
+        raise ConflictError(
+            format_lazy(_("{username} has already approved this {kind}."), username=username, kind=d.kind),
+            code="duplicate_approver",
+        ) from None
+    count = Approval.objects.filter(disbursement=d).count()
+    party = _approver_party(approver)
+    detail = {"approvals": count, "required": d.required_approvals, "note": note}
+    if count >= max(1, d.required_approvals):
+        _move(d, "approve", code="approved", party=party, actor=username, detail=detail)
+        _schedule_submit(d)
+    else:
+        _record(d, code="approval_recorded", party=party, actor=username, from_status=d.status, detail=detail)
+    _audit(
+        d,
+        "approve",
+        before={"status": S.PENDING_APPROVAL, "approvals": count - 1},
+        after={"status": d.status, "approvals": count, "approver": username},
+    )
 
 
 def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbursement:
@@ -655,12 +735,19 @@ def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbu
     with transaction.atomic():
         d = _lock(disbursement_id)
         if d.status != S.HELD:
-            raise ConflictError(f"Only a held {d.kind} can be released (this one is {d.status}).", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only a held {kind} can be released (this one is {status})."), kind=d.kind, status=d.status
+                )
+            )
         if d.hold_kind == Disbursement.HoldKind.FREEZE:
             raise ConflictError(
-                f"This {d.kind} is held by a freeze: it goes on by itself when the freeze is lifted.",
+                format_lazy(
+                    _("This {kind} is held by a freeze: it goes on by itself when the freeze is lifted."), kind=d.kind
+                ),
                 code="held_by_freeze",
             )
+        before = {"status": d.status, "required_approvals": d.required_approvals}
         d.required_approvals = max(1, d.required_approvals)
         d.review_reasons = sorted({*d.review_reasons, "released_from_hold"})
         _move(
@@ -672,6 +759,7 @@ def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbu
             fields=["required_approvals", "review_reasons"],
             detail={"note": note, "hold_reason": d.hold_reason},
         )
+        _audit(d, "release", before=before, after={"status": d.status, "required_approvals": d.required_approvals})
     return d
 
 
@@ -682,7 +770,10 @@ def payout_cancel(*, disbursement_id: int, actor: str, party: str = Party.MERCHA
         d = _lock(disbursement_id)
         cancellable = (S.CREATED, S.CHECKING, S.PENDING_APPROVAL, S.APPROVED, S.HELD, S.FAILED)
         if d.status not in cancellable:
-            raise ConflictError(f"A {d.kind} that is {d.status} can no longer be cancelled.", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(_("A {kind} that is {status} can no longer be cancelled."), kind=d.kind, status=d.status)
+            )
+        before = {"status": d.status}
         _release_funds(d, "cancelled")
         d.next_poll_at = None
         _move(
@@ -694,6 +785,7 @@ def payout_cancel(*, disbursement_id: int, actor: str, party: str = Party.MERCHA
             fields=["next_poll_at", "has_funds_in_flight"],
             detail={"note": note},
         )
+        _audit(d, "cancel", before=before, after={"status": d.status, "note": note})
     return d
 
 
@@ -1172,6 +1264,12 @@ def payout_retry(*, disbursement_id: int) -> Disbursement:
             fields=["retry_count"],
             detail={"retry_count": d.retry_count},
         )
+        _audit(
+            d,
+            "retry",
+            before={"status": S.FAILED, "retry_count": d.retry_count - 1},
+            after={"status": d.status, "retry_count": d.retry_count},
+        )
     return payout_submit(disbursement_id=disbursement_id)
 
 
@@ -1262,7 +1360,12 @@ def payout_recall_request(*, disbursement_id: int, actor: str, note: str = "") -
     with transaction.atomic():
         d = _lock(disbursement_id)
         if d.status not in (S.PAID, S.RECALL_FAILED) or d.channel is None:
-            raise ConflictError(f"Only a paid {d.kind} can be recalled (this one is {d.status}).", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only a paid {kind} can be recalled (this one is {status})."), kind=d.kind, status=d.status
+                )
+            )
+        before = {"status": d.status}
         d.recall_seq += 1
         d.next_poll_at = timezone.now() + settings.PAYOUT_POLL_INTERVAL
         _move(
@@ -1275,6 +1378,7 @@ def payout_recall_request(*, disbursement_id: int, actor: str, note: str = "") -
             detail={"note": note},
         )
         _incident_step(_open_incident(d), IncidentStep.Action.RECALL_REQUESTED, actor=actor, notes=note)
+        _audit(d, "recall", before=before, after={"status": d.status, "note": note})
         pk = d.pk
         from apps.payouts.tasks import payout_recall_task  # tasks import this module
 
@@ -1359,13 +1463,13 @@ def _lock_incident(incident_id: int, merchant: Merchant | None = None) -> Incide
         rows = rows.filter(merchant=merchant)
     incident = rows.filter(pk=incident_id).first()
     if incident is None:
-        raise NotFoundError("No such incident.")
+        raise NotFoundError(_("No such incident."))
     return incident
 
 
 def _open_only(incident: Incident) -> None:
     if incident.status == Incident.Status.RESOLVED:
-        raise ConflictError("The incident is resolved.", code="incident_resolved")
+        raise ConflictError(_("The incident is resolved."), code="incident_resolved")
 
 
 def incident_open(*, disbursement_id: int, summary: str, actor: str) -> Incident:
@@ -1384,7 +1488,9 @@ def incident_open(*, disbursement_id: int, summary: str, actor: str) -> Incident
                     opened_by=actor[:150],
                 )
         except IntegrityError:
-            raise ConflictError(f"This {d.kind} already has an open incident.", code="incident_open") from None
+            raise ConflictError(
+                format_lazy(_("This {kind} already has an open incident."), kind=d.kind), code="incident_open"
+            ) from None
         _incident_step(incident, IncidentStep.Action.OPENED, actor=actor, notes=summary, detail={"status": d.status})
         _record(
             d,
@@ -1486,16 +1592,19 @@ def incident_record_return(
         _open_only(incident)
         d = _lock(incident.disbursement_id)
         if d.status not in (S.PAID, S.RECALL_FAILED):
-            raise ConflictError(
-                f"Returns are recorded for a paid {d.kind} whose recall failed (this one is {d.status}).",
-                code="invalid_state",
+            raise InvalidStateError(
+                format_lazy(
+                    _("Returns are recorded for a paid {kind} whose recall failed (this one is {status})."),
+                    kind=d.kind,
+                    status=d.status,
+                )
             )
         remaining = incident.amount_at_risk - incident.amount_recovered
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= remaining:
             raise UnprocessableError(
-                f"At most {remaining} is still to recover.",
+                format_lazy(_("At most {remaining} is still to recover."), remaining=remaining),
                 code="amount_exceeds_at_risk",
-                fields={"amount": [f"Between 1 and {remaining}."]},
+                fields={"amount": [format_lazy(_("Between 1 and {remaining}."), remaining=remaining)]},
             )
         n = incident.steps.filter(action=IncidentStep.Action.FUNDS_RETURNED).count() + 1
         _money_back(d, f"recovered:{n}", amount, f"{d.kind} {d.pk}: negotiated return {n}")
@@ -1538,9 +1647,9 @@ def incident_resolve(
 ) -> Incident:
     """Close an incident with its root cause and category: it joins the searchable case library."""
     if not root_cause.strip():
-        raise ServiceError("A root cause is required.", fields={"root_cause": ["Required."]})
+        raise ServiceError(_("A root cause is required."), fields={"root_cause": [_("Required.")]})
     if category not in Incident.Category.values:
-        raise ServiceError("Unknown category.", fields={"category": ["Unknown category."]})
+        raise ServiceError(_("Unknown category."), fields={"category": [_("Unknown category.")]})
     with transaction.atomic():
         incident = _lock_incident(incident_id, merchant)
         _open_only(incident)

@@ -1,10 +1,11 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.fields import (
     CurrencyField,
@@ -130,18 +131,21 @@ class ReviewSerializer(StrictSerializerMixin, serializers.Serializer):
     note = MultiLineCharField(max_length=2000, required=False, allow_blank=True)
 
 
+class RefundFilters(filters.QueryFilters):
+    status = filters.choice(Refund.Status.values)
+    order = filters.text(help_text="The order's external_id.")
+
+
 class RefundListCreateView(MerchantAPIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    @extend_schema(
-        responses=RefundOutSerializer(many=True),
-        parameters=[OpenApiParameter("status", str), OpenApiParameter("order", str)],
-    )
+    @extend_schema(responses=RefundOutSerializer(many=True), parameters=[RefundFilters])
     def get(self, request):
         queryset = refund_list_for_merchant(merchant=self.merchant)
-        if wanted := self.query_text("status"):
-            queryset = queryset.filter(status=wanted)
-        if order := self.query_text("order"):
+        wanted = RefundFilters.parse(request)
+        if "status" in wanted:
+            queryset = queryset.filter(status=wanted["status"])
+        if order := wanted.get("order"):
             queryset = queryset.filter(order__external_id=order)
         return self.paginated(queryset, RefundOutSerializer)
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from apps.accounts.models import BankAccount, Customer, Merchant
+from apps.common.dbguards import append_only
 from apps.gateways.models import Channel
 from apps.orders.models import Order
 
@@ -207,6 +208,7 @@ class RefundEvent(models.Model):
     class Meta:
         ordering = ("created_at", "id")
         indexes = [models.Index(fields=["refund", "created_at"])]
+        triggers = [append_only("refund_event")]
 
     def __str__(self) -> str:
         return f"{self.refund_id}: {self.code} ({self.from_status}→{self.to_status})"

@@ -18,12 +18,15 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Merchant
 from apps.accounts.selectors import freeze_hold_for
 from apps.accounts.services import bank_account_get_or_create, bank_account_mark_verified
+from apps.common.audit import audit_record
 from apps.common.crypto import fingerprint
-from apps.common.errors import ServiceError, UnprocessableError
+from apps.common.errors import InvalidStateError, ServiceError, UnprocessableError
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
 from apps.common.publish import publish_after_commit
 from apps.gateways import reasons
@@ -270,11 +273,13 @@ def refund_request(
     """
     order = order_for_refund(merchant=merchant, external_id=order_external_id)
     if order is None:
-        raise ServiceError("Unknown order.", fields={"order": ["No such order."]})
+        raise ServiceError(_("Unknown order."), fields={"order": [_("No such order.")]})
     if currency is not None and currency != order.currency:
         raise ServiceError(
-            "Currency differs from the order's.",
-            fields={"currency": [f"Must be the order's currency ({order.currency})."]},
+            _("Currency differs from the order's."),
+            fields={
+                "currency": [format_lazy(_("Must be the order's currency ({currency})."), currency=order.currency)]
+            },
         )
     decision = decide_refund(
         order=order,
@@ -293,9 +298,9 @@ def refund_request(
         remaining = _lock_order(order)
         if amount > remaining:
             raise UnprocessableError(
-                f"Amount exceeds what is refundable on this order ({remaining}).",
+                format_lazy(_("Amount exceeds what is refundable on this order ({remaining})."), remaining=remaining),
                 code="amount_exceeds_refundable",
-                fields={"amount": [f"At most {remaining}."]},
+                fields={"amount": [format_lazy(_("At most {remaining}."), remaining=remaining)]},
             )
         if destination_account:
             account = bank_account_get_or_create(merchant=merchant, customer=order.customer, **destination_account)
@@ -303,8 +308,8 @@ def refund_request(
             account = order.payer_account
         if account is None:
             raise ServiceError(
-                "The order has no payer account to refund to; give a destination_account.",
-                fields={"destination_account": ["Required: the order has no payer account."]},
+                _("The order has no payer account to refund to; give a destination_account."),
+                fields={"destination_account": [_("Required: the order has no payer account.")]},
             )
         now = timezone.now()
         eta = timedelta(hours=settings.REFUND_ETA_HOURS.get(order.payment_method, 72))
@@ -324,6 +329,17 @@ def refund_request(
             decision=decision.as_dict(),
         )
         _create_decided(refund, decision, actor=actor)
+        _audit(
+            refund,
+            "refund.decide",
+            after={
+                "status": refund.status,
+                "outcome": decision.outcome,
+                "amount": refund.amount,
+                "currency": refund.currency,
+                "destination_account": account.masked_number,
+            },
+        )
         if decision.risk is not None:
             risk_record(
                 scope="refund",
@@ -342,6 +358,17 @@ def refund_request(
         decision.latency_ms,
     )
     return refund
+
+
+def _audit(refund: Refund, action: str, *, before: dict | None = None, after: dict | None = None) -> None:
+    audit_record(
+        action=action,
+        target_type="refund",
+        target_id=refund.pk,
+        merchant_id=refund.merchant_id,
+        before=before,
+        after=after,
+    )
 
 
 def _risk_context(order: Order, *, device_id: str, ip: str | None, destination_account: dict | None) -> dict:
@@ -466,14 +493,19 @@ def refund_review(*, refund_id: int, approve: bool, actor: str, note: str = "") 
     with transaction.atomic():
         refund = _lock(refund_id)
         if refund.status != S.MANUAL_REVIEW:
-            raise ServiceError(
-                f"Only refunds in manual review can be reviewed (this one is {refund.status}).", code="invalid_state"
+            raise InvalidStateError(
+                format_lazy(
+                    _("Only refunds in manual review can be reviewed (this one is {status})."), status=refund.status
+                )
             )
         if approve:
             _move(refund, "approve_review", code="approved", party=Party.MERCHANT, actor=actor, detail={"note": note})
             _schedule_submit(refund)
         else:
             _move(refund, "reject", code="rejected", party=Party.MERCHANT, actor=actor, detail={"note": note})
+        _audit(
+            refund, "refund.review", before={"status": S.MANUAL_REVIEW}, after={"status": refund.status, "note": note}
+        )
         case_close(
             subject_type="refund", subject_id=refund.pk, decision="approve" if approve else "decline", actor=actor
         )
@@ -486,10 +518,14 @@ def refund_cancel(*, refund_id: int, actor: str, party: str = Party.CUSTOMER) ->
     with transaction.atomic():
         refund = _lock(refund_id)
         if refund.status not in (S.REQUESTED, S.APPROVED, S.MANUAL_REVIEW, S.NEEDS_ACTION, S.HELD):
-            raise ServiceError(f"A refund that is {refund.status} can no longer be cancelled.", code="invalid_state")
+            raise InvalidStateError(
+                format_lazy(_("A refund that is {status} can no longer be cancelled."), status=refund.status)
+            )
         in_review = refund.status == S.MANUAL_REVIEW
+        before = {"status": refund.status}
         refund.next_poll_at = None
         _move(refund, "cancel", code="cancelled", party=party, actor=actor, fields=("next_poll_at",))
+        _audit(refund, "refund.cancel", before=before, after={"status": refund.status})
         if in_review:  # nothing is left to review: the case leaves the reviewers' queue
             case_close(subject_type="refund", subject_id=refund.pk, decision="withdrawn", actor=actor)
     return refund
@@ -503,7 +539,8 @@ def refund_update_destination(*, refund_id: int, destination_account: dict, acto
     with transaction.atomic():
         refund = _lock(refund_id)
         if refund.status != S.NEEDS_ACTION:
-            raise ServiceError("Only a refund that needs action takes a new account.", code="invalid_state")
+            raise InvalidStateError(_("Only a refund that needs action takes a new account."))
+        before = {"status": refund.status, "destination_account": refund.destination_account.masked_number}
         refund.destination_account = bank_account_get_or_create(
             merchant=refund.merchant,
             customer=refund.customer,
@@ -520,6 +557,12 @@ def refund_update_destination(*, refund_id: int, destination_account: dict, acto
             party=Party.CUSTOMER,
             actor=actor,
             fields=("destination_account", "submission_seq", "failure_code"),
+        )
+        _audit(
+            refund,
+            "refund.destination",
+            before=before,
+            after={"status": refund.status, "destination_account": refund.destination_account.masked_number},
         )
         _schedule_submit(refund)
     return refund
@@ -1076,6 +1119,12 @@ def refund_retry(*, refund_id: int) -> Refund:
             actor="system",
             fields=("retry_count",),
             detail={"retry_count": refund.retry_count},
+        )
+        _audit(
+            refund,
+            "refund.retry",
+            before={"status": S.FAILED, "retry_count": refund.retry_count - 1},
+            after={"status": refund.status, "retry_count": refund.retry_count},
         )
     return refund_submit(refund_id=refund_id)
 

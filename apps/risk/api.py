@@ -11,12 +11,14 @@ import ipaddress
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.crypto import fingerprint, mask_account_number
 from apps.common.errors import ServiceError
@@ -153,9 +155,14 @@ class _RuleView(MerchantAPIView):
         rule = self.get_rule(pk)
         if rule.merchant_id is None:
             raise PlatformRuleReadOnlyError(
-                "Platform rules are read-only; create a rule of your own (POST /api/v1/rules) instead."
+                _("Platform rules are read-only; create a rule of your own (POST /api/v1/rules) instead.")
             )
         return rule
+
+
+class RuleFilters(filters.QueryFilters):
+    scope = filters.choice(Scope.values)
+    mode = filters.choice(Rule.Mode.values)
 
 
 class RuleListCreateView(_RuleView):
@@ -165,14 +172,10 @@ class RuleListCreateView(_RuleView):
 
     @extend_schema(
         responses=RuleOutSerializer(many=True),
-        parameters=[OpenApiParameter("scope", str), OpenApiParameter("mode", str)],
+        parameters=[RuleFilters],
     )
     def get(self, request):
-        queryset = self.visible_rules().order_by("priority", "id")
-        if scope := self.query_text("scope"):
-            queryset = queryset.filter(scope=scope)
-        if mode := self.query_text("mode"):
-            queryset = queryset.filter(mode=mode)
+        queryset = self.visible_rules().order_by("priority", "id").filter(**RuleFilters.parse(request))
         return self.paginated(queryset, RuleOutSerializer)
 
     @extend_schema(request=RuleInSerializer, responses={201: RuleOutSerializer})
@@ -291,6 +294,11 @@ class CaseNoteInSerializer(StrictSerializerMixin, serializers.Serializer):
     text = MultiLineCharField(max_length=2000)
 
 
+class CaseFilters(filters.QueryFilters):
+    status = filters.choice(Case.Status.values)
+    subject_type = filters.choice(["refund", "payout", "withdrawal"])
+
+
 class CaseListView(MerchantAPIView):
     """The review queue: what a person has to decide, oldest first."""
 
@@ -298,14 +306,14 @@ class CaseListView(MerchantAPIView):
 
     @extend_schema(
         responses=CaseOutSerializer(many=True),
-        parameters=[OpenApiParameter("status", str), OpenApiParameter("subject_type", str)],
+        parameters=[CaseFilters],
     )
     def get(self, request):
-        queryset = Case.objects.filter(merchant=self.merchant).select_related("assignee").order_by("created_at", "id")
-        if wanted := self.query_text("status"):
-            queryset = queryset.filter(status=wanted)
-        if subject_type := self.query_text("subject_type"):
-            queryset = queryset.filter(subject_type=subject_type)
+        queryset = (
+            Case.objects.filter(merchant=self.merchant, **CaseFilters.parse(request))
+            .select_related("assignee")
+            .order_by("created_at", "id")
+        )
         return self.paginated(queryset, CaseOutSerializer)
 
 
@@ -387,17 +395,17 @@ class ListEntryInSerializer(StrictSerializerMixin, serializers.Serializer):
         kind = attrs["kind"]
         if kind == ListEntry.Kind.BANK_ACCOUNT:
             if "value" in attrs:
-                raise serializers.ValidationError({"value": ["Give account_number for a bank account entry."]})
+                raise serializers.ValidationError({"value": [_("Give account_number for a bank account entry.")]})
             digits = attrs.pop("account_number", "").replace(" ", "")
             if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 30:
-                raise serializers.ValidationError({"account_number": ["Must be 8–30 digits."]})
+                raise serializers.ValidationError({"account_number": [_("Must be 8–30 digits.")]})
             attrs["value"] = fingerprint(digits)
             attrs["display"] = mask_account_number(digits[-4:])
             return attrs
         if "account_number" in attrs:
-            raise serializers.ValidationError({"account_number": ["Only for bank_account entries."]})
+            raise serializers.ValidationError({"account_number": [_("Only for bank_account entries.")]})
         if "value" not in attrs:
-            raise serializers.ValidationError({"value": ["This field is required."]})
+            raise serializers.ValidationError({"value": [_("This field is required.")]})
         try:
             value = _VALUE_FIELDS[kind]().run_validation(attrs["value"])
         except serializers.ValidationError as exc:
@@ -434,19 +442,20 @@ class _ListView(MerchantAPIView):
         return ListEntry.objects.filter(merchant=self.merchant)
 
 
+class ListEntryFilters(filters.QueryFilters):
+    list_type = filters.choice(ListEntry.ListType.values)
+    kind = filters.choice(ListEntry.Kind.values)
+
+
 class ListEntryListCreateView(_ListView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
     @extend_schema(
         responses=ListEntryOutSerializer(many=True),
-        parameters=[OpenApiParameter("list_type", str), OpenApiParameter("kind", str)],
+        parameters=[ListEntryFilters],
     )
     def get(self, request):
-        queryset = self.entries().order_by("-created_at", "-id")
-        if list_type := self.query_text("list_type"):
-            queryset = queryset.filter(list_type=list_type)
-        if kind := self.query_text("kind"):
-            queryset = queryset.filter(kind=kind)
+        queryset = self.entries().filter(**ListEntryFilters.parse(request)).order_by("-created_at", "-id")
         return self.paginated(queryset, ListEntryOutSerializer)
 
     @extend_schema(request=ListEntryInSerializer, responses={201: ListEntryOutSerializer})

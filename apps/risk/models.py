@@ -3,6 +3,7 @@ from django.db import models
 from django.utils import timezone
 
 from apps.accounts.models import Merchant
+from apps.common.dbguards import append_only
 
 
 class Case(models.Model):
@@ -55,6 +56,7 @@ class CaseNote(models.Model):
 
     class Meta:
         ordering = ("created_at", "id")
+        triggers = [append_only("case_note")]
 
     def __str__(self) -> str:
         return f"note on case {self.case_id} by {self.author}"

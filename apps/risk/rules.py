@@ -8,8 +8,10 @@ import rule_engine
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Merchant
+from apps.common.audit import audit_record
 from apps.common.errors import ServiceError
 from apps.risk.engine import ExpressionError, compile_expression
 from apps.risk.models import Case, Observation, Rule, RuleHit, RuleVersion
@@ -43,10 +45,17 @@ def rule_create(*, merchant: Merchant | None, actor: str, **fields) -> Rule:
             rule = Rule.objects.create(merchant=merchant, updated_by=actor, **fields)
     except IntegrityError:
         raise ServiceError(
-            "A rule with this code exists.", code="duplicate_code", fields={"code": ["Already exists."]}
+            _("A rule with this code exists."), code="duplicate_code", fields={"code": [_("Already exists.")]}
         ) from None
     _snapshot(rule, actor)
+    _audit(rule, "rule.create", after={"code": rule.code, **{field: getattr(rule, field) for field in _VERSIONED}})
     return rule
+
+
+def _audit(rule: Rule, action: str, *, before: dict | None = None, after: dict | None = None) -> None:
+    audit_record(
+        action=action, target_type="rule", target_id=rule.pk, merchant_id=rule.merchant_id, before=before, after=after
+    )
 
 
 @transaction.atomic
@@ -58,6 +67,7 @@ def rule_update(*, rule: Rule, actor: str, **changes) -> Rule:
     changed = {field: value for field, value in changes.items() if getattr(rule, field) != value}
     if not changed:
         return rule
+    before = {field: getattr(rule, field) for field in changed}
     for field, value in changed.items():
         setattr(rule, field, value)
     if set(changed) & set(_VERSIONED):
@@ -67,6 +77,9 @@ def rule_update(*, rule: Rule, actor: str, **changes) -> Rule:
     rule.save()
     if set(changed) & set(_VERSIONED):
         _snapshot(rule, actor)
+    # A mode change alone (shadow, active, or disabled: how a rule is deleted, its hits referring to
+    # it) is its own action, so the log can be filtered for it.
+    _audit(rule, "rule.mode" if set(changed) == {"mode"} else "rule.update", before=before, after=changed)
     return rule
 
 

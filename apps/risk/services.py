@@ -12,10 +12,12 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer, Merchant, User
 from apps.accounts.selectors import customer_is_frozen
 from apps.accounts.services import account_freeze, customer_update
+from apps.common.audit import audit_record
 from apps.common.errors import ConflictError, ServiceError
 from apps.risk import caching
 from apps.risk.clusters import cluster_members, cluster_union, linked_customers
@@ -282,12 +284,12 @@ def case_assign(*, case: Case, assignee_username: str, actor: str) -> Case:
     assignee = User.objects.filter(username=assignee_username, merchant_id=case.merchant_id, is_active=True).first()
     if assignee is None:
         raise ServiceError(
-            "No such staff member.", fields={"assignee": ["No staff member of yours has this username."]}
+            _("No such staff member."), fields={"assignee": [_("No staff member of yours has this username.")]}
         )
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case.pk)
         if case.status == Case.Status.DECIDED:
-            raise ConflictError("The case is already decided.", code="case_decided")
+            raise ConflictError(_("The case is already decided."), code="case_decided")
         case.assignee = assignee
         case.status = Case.Status.ASSIGNED
         case.save(update_fields=["assignee", "status"])
@@ -314,10 +316,10 @@ def case_decide(*, case: Case, decision: str, actor: str, note: str = "") -> Cas
     everything back. Callers: the cases API and the console.
     """
     if decision not in REVIEWER_DECISIONS:
-        raise ServiceError("Unknown decision.", fields={"decision": ["Must be approve or decline."]})
+        raise ServiceError(_("Unknown decision."), fields={"decision": [_("Must be approve or decline.")]})
     with transaction.atomic():
         if Case.objects.filter(pk=case.pk, status=Case.Status.DECIDED).exists():
-            raise ConflictError("The case is already decided.", code="case_decided")
+            raise ConflictError(_("The case is already decided."), code="case_decided")
         responses = case_decided.send(
             sender=Case,
             case_id=case.pk,
@@ -332,7 +334,7 @@ def case_decide(*, case: Case, decision: str, actor: str, note: str = "") -> Cas
         locked = Case.objects.select_for_update().get(pk=case.pk)
         if not handled:
             if locked.status == Case.Status.DECIDED:
-                raise ConflictError("The case is already decided.", code="case_decided")
+                raise ConflictError(_("The case is already decided."), code="case_decided")
             locked = case_close(
                 subject_type=case.subject_type, subject_id=case.subject_id, decision=decision, actor=actor
             )
@@ -355,18 +357,37 @@ def list_entry_create(
     """Add an allow or block list entry. `value` is already normalised by the caller (IP compressed,
     phone E.164, bank account as a fingerprint); emails are lower-cased here."""
     if expires_at is not None and expires_at <= timezone.now():
-        raise ServiceError("expires_at must be in the future.", fields={"expires_at": ["Must be in the future."]})
+        raise ServiceError(_("expires_at must be in the future."), fields={"expires_at": [_("Must be in the future.")]})
     if kind == ListEntry.Kind.EMAIL:
         value = value.lower()
-    return ListEntry.objects.create(
-        merchant=merchant,
-        list_type=list_type,
-        kind=kind,
-        value=value,
-        display=display or value,
-        reason=reason,
-        expires_at=expires_at,
-        created_by=actor,
+    with transaction.atomic():
+        entry = ListEntry.objects.create(
+            merchant=merchant,
+            list_type=list_type,
+            kind=kind,
+            value=value,
+            display=display or value,
+            reason=reason,
+            expires_at=expires_at,
+            created_by=actor,
+        )
+        _audit_list_entry(entry, "list_entry.create", after=_list_entry_fields(entry))
+    return entry
+
+
+def _list_entry_fields(entry: ListEntry, names=("list_type", "kind", "display", "reason", "expires_at")) -> dict:
+    # `display`, never `value`: for a bank account the value is its fingerprint, the display masked.
+    return {name: getattr(entry, name) for name in names}
+
+
+def _audit_list_entry(entry: ListEntry, action: str, *, before: dict | None = None, after: dict | None = None) -> None:
+    audit_record(
+        action=action,
+        target_type="list_entry",
+        target_id=entry.pk,
+        merchant_id=entry.merchant_id,
+        before=before,
+        after=after,
     )
 
 
@@ -374,18 +395,26 @@ def list_entry_update(*, entry: ListEntry, **changes) -> ListEntry:
     """Change an entry's reason or expiry (kind and value are fixed: delete and re-add instead)."""
     unknown = set(changes) - {"reason", "expires_at"}
     if unknown:
-        raise ServiceError("These fields cannot be changed.", fields={f: ["Cannot be changed."] for f in unknown})
+        raise ServiceError(_("These fields cannot be changed."), fields={f: [_("Cannot be changed.")] for f in unknown})
     if changes.get("expires_at") is not None and changes["expires_at"] <= timezone.now():
-        raise ServiceError("expires_at must be in the future.", fields={"expires_at": ["Must be in the future."]})
-    for field_name, value in changes.items():
-        setattr(entry, field_name, value)
-    if changes:
-        entry.save(update_fields=list(changes))
+        raise ServiceError(_("expires_at must be in the future."), fields={"expires_at": [_("Must be in the future.")]})
+    changed = {name: value for name, value in changes.items() if getattr(entry, name) != value}
+    if not changed:
+        return entry
+    with transaction.atomic():
+        before = _list_entry_fields(entry, names=tuple(changed))
+        for field_name, value in changed.items():
+            setattr(entry, field_name, value)
+        entry.save(update_fields=list(changed))
+        _audit_list_entry(entry, "list_entry.update", before=before, after=_list_entry_fields(entry, tuple(changed)))
     return entry
 
 
 def list_entry_delete(*, entry: ListEntry) -> None:
-    entry.delete()
+    """Remove an entry (the audit log keeps what it was)."""
+    with transaction.atomic():
+        _audit_list_entry(entry, "list_entry.delete", before=_list_entry_fields(entry))
+        entry.delete()
 
 
 def customer_watch(*, customer: Customer, reason: str, source: str, detail: dict | None = None, actor: str) -> bool:

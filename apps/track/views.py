@@ -18,6 +18,7 @@ from apps.commissions.selectors import commission_list_for_beneficiary
 from apps.commissions.services import customer_get_by_statement_token
 from apps.common.errors import ServiceError
 from apps.common.money import Money
+from apps.common.throttling import progress_link_missed
 from apps.notifications.selectors import inbox_list_for_customer
 from apps.payouts.services import withdrawal_get_by_progress_token
 from apps.refunds.services import refund_get_by_progress_token, refund_update_destination
@@ -37,6 +38,12 @@ def page_language(request, customer_locale: str) -> str:
 
 
 def _invalid(request):
+    """A link that names nothing: 404, or 429 once this client has missed too often (guessing)."""
+    wait = progress_link_missed(request)
+    if wait is not None:
+        response = render(request, "track/throttled.html", {**_support(), "wait": wait}, status=429)
+        response["Retry-After"] = str(wait)
+        return response
     return render(request, "track/invalid.html", _support(), status=404)
 
 
@@ -165,7 +172,7 @@ def commission_statement(request, token: str):
     signed link is the key (it names one distributor of one merchant)."""
     customer = customer_get_by_statement_token(token)
     if customer is None:
-        return render(request, "track/invalid.html", status=404)
+        return _invalid(request)
     locale = customer.locale
     rows = []
     for c in commission_list_for_beneficiary(beneficiary=customer):

@@ -269,7 +269,7 @@ def test_session_staff_of_merchant_reads_only_its_customers(merchant, other_merc
     mine = CustomerFactory(merchant=merchant)
     theirs = CustomerFactory(merchant=other_merchant)
     client = APIClient()
-    assert client.login(username=staff.username, password="pw-for-tests-only")
+    client.force_login(staff)
 
     listed = client.get(CUSTOMERS)
     assert listed.status_code == 200, listed.content

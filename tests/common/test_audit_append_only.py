@@ -1,16 +1,20 @@
-"""G13: audit records cannot be edited. Timeline events, channel calls, incident steps, case notes and
-commission events are append-only: the database refuses UPDATE and DELETE from the application's own
-connection, the admin offers no change or delete, and each money-moving step writes exactly one row."""
+"""G13: audit records cannot be edited. The audit log, timeline events, channel calls, incident steps,
+case notes, commission events and ledger entries are append-only (django-pgtrigger Protect
+triggers): the database refuses UPDATE and DELETE from the application's own connection, the admin
+offers no change or delete, and each money-moving step writes exactly one row."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib import admin
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test import RequestFactory
 
 from apps.alerts.models import Alert, AlertEvent
 from apps.commissions.models import Commission, CommissionEvent
+from apps.common.audit import audit_record
+from apps.common.dbguards import REFUSED
+from apps.common.models import AuditEntry
 from apps.gateways.models import Channel, ChannelCall
 from apps.ledger.models import LedgerEntry
 from apps.payouts.models import DisbursementEvent, Incident, IncidentStep
@@ -28,7 +32,16 @@ from tests.refunds.conftest import (  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.postgres
 
-AUDIT_MODELS = (RefundEvent, DisbursementEvent, IncidentStep, AlertEvent, CommissionEvent, CaseNote, ChannelCall)
+AUDIT_MODELS = (
+    AuditEntry,
+    RefundEvent,
+    DisbursementEvent,
+    IncidentStep,
+    AlertEvent,
+    CommissionEvent,
+    CaseNote,
+    ChannelCall,
+)
 
 
 def _refused(statement) -> bool:
@@ -37,7 +50,7 @@ def _refused(statement) -> bool:
         with transaction.atomic():
             statement()
     except DatabaseError as exc:
-        return "append-only" in str(exc)
+        return REFUSED in str(exc)
     return False
 
 
@@ -75,6 +88,14 @@ def _rows(merchant) -> dict[type, object]:
         code="audit-test", defaults={"name": "audit test", "adapter": "sandbox", "webhook_secret": "s"}
     )[0]
     return {
+        AuditEntry: audit_record(
+            action="refund.review",
+            target_type="refund",
+            target_id=refund.pk,
+            merchant_id=merchant.pk,
+            before={"status": "manual_review"},
+            after={"status": "approved"},
+        ),
         RefundEvent: RefundEvent.objects.create(
             refund=refund, code="requested", message_key="k", responsible_party="platform", actor="t"
         ),
@@ -100,6 +121,22 @@ def test_the_database_refuses_to_change_or_delete_an_audit_row(model, merchant):
     assert _refused(lambda: rows.update(**{text_field: "rewritten"}))
     assert _refused(rows.delete)
     assert getattr(model.objects.get(pk=row.pk), text_field) == getattr(row, text_field)
+
+
+def test_plain_sql_cannot_update_or_delete_an_audit_log_row(merchant):
+    """Whatever the code path (a raw cursor, a shell), the application's role cannot rewrite history."""
+    entry = audit_record(
+        action="freeze.lift", target_type="freeze", target_id=7, merchant_id=merchant.pk, after={"lifted_at": "now"}
+    )
+
+    def run(sql: str):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [entry.pk])
+
+    assert _refused(lambda: run("UPDATE common_auditentry SET actor = 'someone else', after = '{}' WHERE id = %s"))
+    assert _refused(lambda: run("DELETE FROM common_auditentry WHERE id = %s"))
+    kept = AuditEntry.objects.get(pk=entry.pk)
+    assert (kept.actor, kept.after) == (entry.actor, {"lifted_at": "now"})
 
 
 @pytest.mark.parametrize("model", [*AUDIT_MODELS, LedgerEntry], ids=lambda m: m.__name__)

@@ -11,6 +11,7 @@ from apps.refunds.models import Refund
 from apps.risk.models import Case, CaseNote, Rule
 from apps.risk.rules import rule_create
 from tests.console.support import alert, pending_payout, reviewed_refund, staff
+from tests.payouts.conftest import second_approval_code
 
 pytestmark = pytest.mark.django_db
 
@@ -105,7 +106,7 @@ def test_maker_checker_creator_cannot_approve_and_two_others_can(login, merchant
     login(first).post(url, {"note": "matches the statement"})
     assert login(first).post(url, follow=True).status_code == 200  # duplicate: refused, shown
     assert list(Approval.objects.values_list("approver__username", flat=True)) == [first.username]
-    login(second).post(url)
+    login(second).post(url, {"otp_token": second_approval_code(second)})
     d.refresh_from_db()
     assert d.status == Disbursement.Status.APPROVED
     assert Approval.objects.count() == 2

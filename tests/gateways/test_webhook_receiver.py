@@ -209,6 +209,34 @@ def test_unknown_channel_is_404_and_writes_nothing(client, channel, refund_handl
 def test_only_post_is_allowed(client, channel, refund_handler, method):
     response = getattr(client, method)(URL)
     assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert InboundWebhook.objects.count() == 0
+
+
+def _nested(depth: int) -> bytes:
+    """A well-formed event whose `data` carries a value nested `depth` levels deep."""
+    inner = b"[" * depth + b"]" * depth
+    return b'{"id": "evt_deep", "data": {"request_id": "refund:1:submit", "status": "succeeded", "x": ' + inner + b"}}"
+
+
+@pytest.mark.parametrize("depth", [17, 1000, 100_000])
+def test_signed_but_deeply_nested_event_is_refused_before_parsing(client, channel, refund_handler, depth):
+    body = _nested(depth)
+    response = post(client, body, signature_header(secret=channel.webhook_secret, timestamp=now_ts(), body=body))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "payload_invalid"
+    assert "nested" in response.json()["error"]["message"]
+    assert InboundWebhook.objects.count() == 0
+    assert refund_handler.calls == []
+
+
+def test_signed_body_over_the_size_limit_is_refused(client, channel, refund_handler, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    body = _nested(2).replace(b'"x": ', b'"pad": "' + b"a" * 4096 + b'", "x": ')
+    response = post(client, body, signature_header(secret=channel.webhook_secret, timestamp=now_ts(), body=body))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
     assert InboundWebhook.objects.count() == 0
 
 

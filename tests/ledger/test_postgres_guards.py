@@ -1,4 +1,5 @@
-"""The database itself refuses unbalanced transactions and edits of entries (migration 0002).
+"""The database itself refuses unbalanced transactions (migration 0002) and edits of entries (the
+append-only pgtrigger trigger declared on LedgerEntry).
 
 These bypass `ledger_post` on purpose: the triggers exist for writers that skip the service. The
 balance check is a DEFERRABLE INITIALLY DEFERRED constraint trigger, so it fires at COMMIT; those
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
+from apps.common.dbguards import REFUSED
 from apps.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
 
@@ -140,12 +142,12 @@ def posted(cash, payable):
 def test_update_of_an_entry_is_refused_by_the_database(posted):
     entry = posted.entries.get(amount=1990)
 
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic():
         LedgerEntry.objects.filter(pk=entry.pk).update(amount=1)
     entry.amount = 2000
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic():
         entry.save()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic():
         LedgerEntry.objects.filter(transaction=posted).update(amount=5)
 
     assert sorted(LedgerEntry.objects.values_list("amount", flat=True)) == [-1990, 1990]
@@ -155,11 +157,11 @@ def test_update_of_an_entry_is_refused_by_the_database(posted):
 def test_delete_of_an_entry_is_refused_by_the_database(posted):
     entry = posted.entries.get(amount=-1990)
 
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic():
         LedgerEntry.objects.filter(pk=entry.pk).delete()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic():
         entry.delete()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM ledger_ledgerentry")
 
     assert _counts() == (1, 2)
@@ -169,9 +171,9 @@ def test_delete_of_an_entry_is_refused_by_the_database(posted):
 @pytest.mark.django_db(transaction=True)
 def test_update_and_delete_refused_after_commit_too(posted):
     """Outside any test transaction: the committed rows stay exactly as posted."""
-    with pytest.raises(DatabaseError, match="append-only"):
+    with pytest.raises(DatabaseError, match=REFUSED):
         LedgerEntry.objects.update(amount=1)
-    with pytest.raises(DatabaseError, match="append-only"):
+    with pytest.raises(DatabaseError, match=REFUSED):
         LedgerEntry.objects.all().delete()
 
     assert _counts() == (1, 2)

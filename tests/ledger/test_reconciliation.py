@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import translation
 
 from apps.common.errors import ConflictError, ServiceError
 from apps.ledger.models import Reconciliation, ReconciliationItem, StatementLine
@@ -310,7 +311,7 @@ def test_bad_input_is_refused_and_writes_nothing(kwargs, field):
 def test_invalid_entries_from_code_are_refused():
     bad = line("refund:1:1", 100)
     object.__setattr__(bad, "amount", -5)
-    with pytest.raises(ServiceError, match="invalid lines"):
+    with translation.override("en"), pytest.raises(ServiceError, match="invalid lines"):
         reconciliation_run(date=DAY, source=SOURCE, lines=[bad])
     assert StatementLine.objects.count() == 0
 

@@ -385,3 +385,36 @@ def test_get_is_405_and_writes_nothing(client, sms):
     assert response.status_code == 405
     assert response["Allow"] == "POST"
     assert snapshot() == before
+
+
+def test_signed_report_with_more_fields_than_the_form_bound_is_400_and_writes_nothing(client, sms, settings):
+    """The form parse is bounded (DATA_UPLOAD_MAX_NUMBER_FIELDS) as the JSON webhooks' is by depth."""
+    before = snapshot()
+    params = {**sms_report(sms, "delivered"), **{f"X{i}": "1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS)}}
+
+    response = post_signed(client, params)
+
+    assert_error(response, 400, "payload_invalid")
+    assert snapshot() == before
+
+
+def test_signed_report_over_the_size_limit_is_413_and_writes_nothing(client, sms, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    before = snapshot()
+    params = {**sms_report(sms, "delivered"), "Body": "x" * 2048}
+
+    response = post_signed(client, params)
+
+    assert_error(response, 413, "payload_too_large")
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_other_methods_are_405_in_the_error_shape(client, sms, method):
+    before = snapshot()
+
+    response = getattr(client, method)(STATUS_PATH)
+
+    assert_error(response, 405, "method_not_allowed")
+    assert response["Allow"] == "POST"
+    assert snapshot() == before

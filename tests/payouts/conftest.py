@@ -20,6 +20,9 @@ import pytest
 import responses
 import time_machine
 from django.utils import timezone
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.test import APIClient
 
 from apps.accounts.models import User
 from apps.gateways.models import Channel, ChannelCall, SandboxTransfer
@@ -168,6 +171,33 @@ def check_results(d: Disbursement) -> dict[str, str]:
 def staff(merchant, username: str, role: str = User.Role.FINANCE) -> User:
     """A merchant staff member (no password: hashing one costs a few hundred ms per user)."""
     return User.objects.create(username=username, merchant=merchant, role=role)
+
+
+def signed_in(user: User) -> APIClient:
+    """An API client with this staff member's session: approvals are a person's act, never an API key's."""
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def authenticator(user: User) -> TOTPDevice:
+    """A confirmed authenticator (TOTP) for this staff member, as the console's enrollment leaves it."""
+    return TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+
+
+def otp_code(device: TOTPDevice, *, fresh: bool = False) -> str:
+    """The code the authenticator shows now. A code verifies once per 30 s step; `fresh` forgets the
+    step last used, standing in for a person waiting for the next code (tests approve faster)."""
+    if fresh:
+        TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)
+    device.refresh_from_db()
+    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):0{device.digits}d}"
+
+
+def second_approval_code(user: User) -> str:
+    """A fresh code from this staff member's authenticator (enrolled on first use)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or authenticator(user)
+    return otp_code(device, fresh=True)
 
 
 def customer_with_wallet(merchant, amount: int, *, currency: str = "CNY", **kwargs):

@@ -14,7 +14,15 @@ from apps.common.errors import ServiceError
 from apps.gateways.models import ChannelCall, SandboxTransfer
 from apps.payouts.models import Disbursement
 from apps.payouts.services import payout_approve, payout_create, payout_poll, payout_submit
-from tests.payouts.conftest import account_body, fund_merchant, in_flight, ledger_unbalanced, payable, staff
+from tests.payouts.conftest import (
+    account_body,
+    fund_merchant,
+    in_flight,
+    ledger_unbalanced,
+    payable,
+    second_approval_code,
+    staff,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 
@@ -83,7 +91,8 @@ def test_racing_approvers_and_redelivered_tasks_submit_a_large_payout_once(
     )
     assert (d.status, d.required_approvals) == (S.PENDING_APPROVAL, 2)
 
-    results = race(lambda i: payout_approve(disbursement_id=d.pk, approver=checkers[i]))
+    codes = [second_approval_code(checker) for checker in checkers]  # whoever comes second needs one
+    results = race(lambda i: payout_approve(disbursement_id=d.pk, approver=checkers[i], otp_token=codes[i]))
     refusals = [r for r in results if isinstance(r, ServiceError)]
     # Two approvals move it; every later one finds it no longer waiting.
     assert len(refusals) == THREADS - 2

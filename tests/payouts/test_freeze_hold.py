@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from apps.accounts.models import AccountFreeze
+from apps.accounts.models import AccountFreeze, User
 from apps.accounts.signals import account_unfrozen
 from apps.alerts.models import Alert
 from apps.common.errors import ConflictError
@@ -36,6 +36,7 @@ from tests.payouts.conftest import (
     payout_body,
     post,
     run_poller,
+    signed_in,
     staff,
     wallet,
     withdrawal_body,
@@ -49,7 +50,7 @@ RECHECK = 60
 
 
 def approve(api, url: str, d: Disbursement) -> None:
-    response = api.post(f"{url}/{d.pk}/approve", {"approver": "checker"}, format="json")
+    response = signed_in(User.objects.get(username="checker")).post(f"{url}/{d.pk}/approve", {}, format="json")
     assert response.status_code == 200, response.content
 
 

@@ -47,6 +47,7 @@ from tests.payouts.conftest import (
     fund_customer,
     fund_merchant,
     run_poller,
+    second_approval_code,
     staff,
 )
 
@@ -119,7 +120,7 @@ class PayoutMachine(RuleBasedStateMachine):
         for checker in self.checkers[:approvers]:
             # Refused when not waiting for approval (failed, held, approved) or approved by this one.
             with contextlib.suppress(ServiceError):
-                payout_approve(disbursement_id=d.pk, approver=checker)
+                payout_approve(disbursement_id=d.pk, approver=checker, otp_token=second_approval_code(checker))
         if submit:
             payout_submit(disbursement_id=d.pk)
 
@@ -149,7 +150,7 @@ class PayoutMachine(RuleBasedStateMachine):
         for checker in self.checkers[: 2 if both else 1]:
             # Refused when already approved by this one, or already moved on.
             with contextlib.suppress(ServiceError):
-                payout_approve(disbursement_id=d.pk, approver=checker)
+                payout_approve(disbursement_id=d.pk, approver=checker, otp_token=second_approval_code(checker))
 
     @rule(data=st.data())
     def submit(self, data):

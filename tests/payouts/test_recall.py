@@ -7,6 +7,7 @@ import pytest
 
 from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen
 from apps.accounts.services import bank_account_get_or_create
+from apps.common.models import AuditEntry
 from apps.ledger.models import LedgerTransaction
 from apps.payouts.models import Approval, Disbursement, Incident
 from apps.payouts.services import payout_recall_request
@@ -27,6 +28,7 @@ from tests.payouts.conftest import (
     payable,
     payout_body,
     post,
+    signed_in,
     staff,
     wallet,
     withdrawal_body,
@@ -40,13 +42,13 @@ S = Disbursement.Status
 @pytest.fixture
 def paid(api, merchant, inproc_bank, payout_settings, clock, django_capture_on_commit_callbacks):
     """Make a payout or withdrawal and see it paid."""
-    staff(merchant, "checker")
+    checker = signed_in(staff(merchant, "checker"))
 
     def make(url: str, body: dict) -> Disbursement:
         with django_capture_on_commit_callbacks(execute=True):
             created = post(api, url, body)
             assert created.status_code == 201, created.content
-            approved = api.post(f"{url}/{created.json()['id']}/approve", {"approver": "checker"}, format="json")
+            approved = checker.post(f"{url}/{created.json()['id']}/approve", {}, format="json")
             assert approved.status_code == 200, approved.content
         clock.advance(SETTLE_AFTER)
         deliver_webhooks()
@@ -99,6 +101,10 @@ def test_a_wrong_withdrawal_is_frozen_recalled_and_the_customer_balance_restored
     assert d.status == S.RECALLED
     assert codes(d)[-3:] == ["incident_opened", "recall_requested", "recalled"]
     assert calls(d, "recall") == 1
+    recall_audit = AuditEntry.objects.get(action="withdrawal.recall")
+    assert recall_audit.actor.startswith("api-key:")
+    assert (recall_audit.target_id, recall_audit.merchant_id) == (str(d.pk), merchant.pk)
+    assert (recall_audit.before, recall_audit.after["status"]) == ({"status": "paid"}, "recall_requested")
     assert ledger_refs(d) == [f"withdrawal:{d.pk}:{step}" for step in ("inflight", "paid", "recalled")]
     assert wallet(customer) == 30000
     assert [step["action"] for step in recalled["steps"]] == [
@@ -202,7 +208,7 @@ def test_freezing_a_payout_waiting_for_approval_holds_it_and_nothing_is_sent(
     assert d.status == S.HELD
     assert frozen["steps"][-1]["detail"]["held"] is True
     with django_capture_on_commit_callbacks(execute=True):
-        refused = api.post(f"{PAYOUTS}/{d.pk}/approve", {"approver": checker.username}, format="json")
+        refused = signed_in(checker).post(f"{PAYOUTS}/{d.pk}/approve", {}, format="json")
     assert refused.status_code == 409
     assert Approval.objects.count() == 0
     assert calls(d, "submit") == 0

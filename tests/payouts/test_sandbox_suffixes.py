@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.accounts.models import User
 from apps.gateways.models import InboundWebhook, SandboxTransfer
 from apps.payouts.models import Disbursement
 from tests.payouts.conftest import (
@@ -30,6 +31,7 @@ from tests.payouts.conftest import (
     payout_body,
     post,
     run_poller,
+    signed_in,
     staff,
     wallet,
     withdrawal_body,
@@ -52,7 +54,8 @@ def start(api, url: str, body: dict) -> Disbursement:
     assert data["destination_account"]["account_number"] == f"**** {number[-4:]}"
     if data["status"] == "pending_approval":
         assert data["review_reasons"] == ["new_destination"]
-        approved = api.post(f"{url}/{data['id']}/approve", {"approver": "checker"}, format="json")
+        checker = User.objects.get(username="checker")
+        approved = signed_in(checker).post(f"{url}/{data['id']}/approve", {}, format="json")
         assert approved.status_code == 200, approved.content
     return Disbursement.objects.get(pk=data["id"])
 

@@ -167,7 +167,7 @@ def test_cancel_refused_once_out_of_reach(api, order, state):
 
     response = api.post(f"{REFUNDS}/{created['id']}/cancel")
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert _error(response)["code"] == "invalid_state"
     assert Refund.objects.get(pk=created["id"]).status == state
     assert row_counts() == before
@@ -223,7 +223,7 @@ def test_review_refused_outside_manual_review(api, order, action, state):
 
     response = api.post(f"{REFUNDS}/{created['id']}/{action}", {}, format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert _error(response)["code"] == "invalid_state"
     assert Refund.objects.get(pk=created["id"]).status == state
     assert row_counts() == before

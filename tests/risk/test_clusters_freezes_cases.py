@@ -133,7 +133,7 @@ def test_deciding_a_case_moves_the_refund_once(api, frozen, merchant, decision, 
     again = api.post(f"/api/v1/cases/{case.pk}/decide", {"decision": "approve"}, format="json")
     assert again.status_code == 409
     direct = api.post(f"/api/v1/refunds/{body['id']}/approve", {}, format="json")
-    assert direct.status_code == 400
+    assert direct.status_code == 409
     assert api.post(f"/api/v1/cases/{case.pk}/assign", {"assignee": "rev-1"}, format="json").status_code == 409
     assert Refund.objects.get(pk=body["id"]).status == status
     assert RefundEvent.objects.filter(refund_id=body["id"]).count() == events_before + 1

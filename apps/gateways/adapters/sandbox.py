@@ -22,7 +22,9 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 
+from apps.common.parsers import JSONRefused, JSONTooLarge, strict_json_loads
 from apps.gateways import reasons
 from apps.gateways.base import (
     Account,
@@ -219,7 +221,13 @@ class SandboxAdapter(ChannelAdapter):
             tolerance=settings.CHANNEL_WEBHOOK_TOLERANCE_SECONDS,
         )
         try:
-            event = json.loads(body, object_pairs_hook=_no_duplicate_keys)
+            # Bounded in size and depth before parsing; floats as the bank sends them (never amounts).
+            event = strict_json_loads(body, parse_float=float)
+        except JSONTooLarge as exc:
+            raise WebhookRejected(str(exc), code="payload_too_large") from exc
+        except JSONRefused as exc:
+            raise WebhookRejected(f"Webhook body is not a valid event: {exc}", code="payload_invalid") from exc
+        try:
             if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
                 raise _BadAnswer("event shape")
             event_id = event["id"]
@@ -230,7 +238,7 @@ class SandboxAdapter(ChannelAdapter):
                 raise _BadAnswer("request id")
             result = self._result(data, request_id=data["request_id"], http_status=None)
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise WebhookRejected("Webhook body is not a valid event.", code="payload_invalid") from exc
+            raise WebhookRejected(_("Webhook body is not a valid event."), code="payload_invalid") from exc
         return [InboundEvent(event_id=event_id, result=result, raw=event)]
 
     # --- HTTP ---------------------------------------------------------------------------------

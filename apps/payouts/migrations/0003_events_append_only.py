@@ -1,12 +1,11 @@
-from django.db import migrations
+"""Superseded: kept so the migration graph stays the same."""
 
-from apps.common.dbguards import append_only
+from django.db import migrations
 
 
 class Migration(migrations.Migration):
     dependencies = [("common", "0005_append_only_function"), ("payouts", "0002_disbursement_hold_kind")]
 
-    operations = [
-        append_only("payouts_disbursementevent"),
-        append_only("payouts_incidentstep"),
-    ]
+    # Installed a hand-written append-only trigger; the guard is now a django-pgtrigger trigger declared
+    # on the model (a later migration drops the old one on databases that have it).
+    operations = []

@@ -5,15 +5,17 @@ Idempotent: everything is looked up by its natural key first, so running it twic
 
 from __future__ import annotations
 
+from base64 import b32encode
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts.models import ApiKey, Customer, Merchant, User
-from apps.accounts.services import api_key_create, api_key_hash, customer_create, staff_create
+from apps.accounts.services import api_key_create, api_key_hash, customer_create, staff_create, staff_totp_device
 from apps.commissions.models import CommissionPlan
 from apps.commissions.services import commission_plan_create
 from apps.gateways.services import ensure_sandbox_channel
@@ -24,6 +26,14 @@ DEMO_MERCHANT = "链动小铺 Demo Shop"
 # Known only because it is the demo: real keys are random and shown once.
 DEMO_API_KEY = "rg_demo_local_only_key_0000000000000000"
 DEMO_PASSWORD = "refundguard-demo"
+# The two demo approvers' authenticators (TOTP secrets, hex as django-otp stores them; known only
+# because it is the demo). A payout at or above PAYOUT_LARGE_AMOUNT needs both approvers, the second
+# with the current code: add the printed base32 secret to any authenticator app, or run
+# `oathtool --totp -b <secret>`. Real staff enroll their own on the console's security page.
+DEMO_APPROVER_TOTP_KEYS = {
+    "finance": "526566756e64477561726444656d6f46696e3031",
+    "demo": "526566756e64477561726444656d6f4f776e3031",
+}
 
 PRODUCTS = [
     (
@@ -89,6 +99,10 @@ class Command(BaseCommand):
         ):
             if not User.objects.filter(username=username).exists():
                 staff_create(merchant=merchant, username=username, password=DEMO_PASSWORD, role=role)
+        for username, key in DEMO_APPROVER_TOTP_KEYS.items():
+            approver = User.objects.get(username=username)
+            if staff_totp_device(user=approver) is None:
+                TOTPDevice.objects.create(user=approver, name="authenticator (demo)", key=key, confirmed=True)
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser(username="admin", password=DEMO_PASSWORD, email="admin@example.com")
 
@@ -158,3 +172,7 @@ class Command(BaseCommand):
             f"console login demo / {DEMO_PASSWORD}; admin login admin / {DEMO_PASSWORD}; "
             f"API key {DEMO_API_KEY}"
         )
+        # Large payouts need two approvers (finance, demo), the second with an authenticator code.
+        for username, key in DEMO_APPROVER_TOTP_KEYS.items():
+            secret = b32encode(bytes.fromhex(key)).decode()
+            self.stdout.write(f"approver {username} / {DEMO_PASSWORD}: authenticator secret {secret}")

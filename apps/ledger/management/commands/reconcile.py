@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -85,6 +85,7 @@ class Command(BaseCommand):
         parser.add_argument("--csv", help="A CSV statement file to import and reconcile (needs --source).")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar, even on a terminal.")
 
+    @no_translations  # its output is English: so are the services' messages it passes on
     def handle(self, *args, **options):
         day = _day(options["date"]) if options["date"] else (timezone.now() - dt.timedelta(days=1)).date()
         source, csv_path = options["source"], options["csv"]
