@@ -11,7 +11,7 @@ from apps.accounts.selectors import customer_list_for_merchant
 from apps.accounts.services import account_freeze_from_request, account_unfreeze, customer_create, customer_update
 from apps.common import filters
 from apps.common.api import MerchantAPIView
-from apps.common.errors import ConflictError
+from apps.common.errors import ConflictError, rule_violation
 from apps.common.fields import (
     MultiLineCharField,
     PathSegmentField,
@@ -150,9 +150,9 @@ class FreezeInSerializer(StrictSerializerMixin, serializers.Serializer):
 
     def validate(self, attrs):
         if not {"customer", "bank_account_id", "bank_account"} & set(attrs):
-            raise serializers.ValidationError({"customer": [_("Give customer, bank_account or bank_account_id.")]})
+            raise rule_violation({"customer": [_("Give customer, bank_account or bank_account_id.")]})
         if "bank_account_id" in attrs and "bank_account" in attrs:
-            raise serializers.ValidationError({"bank_account_id": [_("Not with bank_account.")]})
+            raise rule_violation({"bank_account_id": [_("Not with bank_account.")]})
         return attrs
 
 

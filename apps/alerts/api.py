@@ -32,6 +32,7 @@ from apps.alerts.selectors import alert_get_for_owner, alert_list_for_owner, sil
 from apps.alerts.services import alert_ack, alert_resolve, silence_create, silence_expire
 from apps.common import filters
 from apps.common.api import MerchantAPIView
+from apps.common.errors import rule_violation
 from apps.common.fields import MultiLineCharField, SingleLineCharField, StrictSerializerMixin, text_pattern
 
 SUBJECT_SCHEMA = {
@@ -159,9 +160,9 @@ class SilenceInSerializer(StrictSerializerMixin, serializers.Serializer):
     def validate(self, attrs):
         start = attrs.get("starts_at") or timezone.now()
         if attrs["ends_at"] <= start:
-            raise ValidationError({"ends_at": [_("Must be after starts_at (or now).")]})
+            raise rule_violation({"ends_at": [_("Must be after starts_at (or now).")]})
         if attrs["ends_at"] - start > dt.timedelta(days=90):
-            raise ValidationError({"ends_at": [_("A silence lasts at most 90 days.")]})
+            raise rule_violation({"ends_at": [_("A silence lasts at most 90 days.")]})
         return attrs
 
 

@@ -9,9 +9,13 @@ from rest_framework import exceptions, status
 
 
 class ServiceError(Exception):
-    """A business rule refused the action. Nothing was written."""
+    """A business rule refused the action. Nothing was written.
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    422: the request was well-formed (serializers answer 400 for what breaks the published schema:
+    a missing field, a wrong type, a malformed value), and a rule the schema cannot state refused
+    it — an unknown reference, a cross-field rule, a limit. Subclasses narrow it (404, 403, 409)."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     code = "validation_error"
 
     def __init__(self, message: str, *, code: str | None = None, fields: dict | None = None) -> None:
@@ -47,8 +51,20 @@ class InvalidStateError(ConflictError):
 
 
 class UnprocessableError(ServiceError):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    """A refusal with a code of its own (creator_cannot_approve, amount_exceeds_refundable...)."""
+
     code = "unprocessable"
+
+
+# The code of a serializer error for a rule the schema cannot state (`rule_violation`): the API
+# answers it like a service's refusal, 422 `validation_error`, when every error of a request has
+# it; 400 otherwise.
+RULE = "rule"
+
+
+def rule_violation(detail) -> exceptions.ValidationError:
+    """A serializer's refusal by a rule the schema cannot state (see ServiceError): 422."""
+    return exceptions.ValidationError(detail, code=RULE)
 
 
 class PayloadTooLargeError(exceptions.APIException):

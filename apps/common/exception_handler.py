@@ -13,7 +13,13 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from apps.common.errors import InvalidStateError, PayloadTooLargeError, ServiceError, error_body
+from apps.common.errors import (
+    RULE,
+    InvalidStateError,
+    PayloadTooLargeError,
+    ServiceError,
+    error_body,
+)
 from apps.common.throttling import ClientIpThrottle
 
 _CODES = {
@@ -49,6 +55,19 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+def _codes(detail: Any) -> set[str]:
+    if isinstance(detail, dict):
+        return set().union(*map(_codes, detail.values())) if detail else set()
+    if isinstance(detail, list):
+        return set().union(*map(_codes, detail)) if detail else set()
+    return {getattr(detail, "code", None) or ""}
+
+
+def _only_rules(detail: Any) -> bool:
+    """Every error is a rule the schema cannot state (errors.RULE): the request is well-formed."""
+    return _codes(detail) == {RULE}
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, TransitionNotAllowed):
         # Services check states before moving; a transition refused below them (a race their
@@ -76,6 +95,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return None
 
     code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, exceptions.ValidationError) and _only_rules(exc.detail):
+        response.status_code = ServiceError.status_code
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         non_field = fields.pop("non_field_errors", None)

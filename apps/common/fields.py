@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.common.errors import RULE
 from apps.common.money import currency_is_supported
 
 # The characters each text field refuses, read by the fields and by the schema (`text_pattern`).
@@ -157,7 +158,8 @@ class MultiLineCharField(serializers.CharField):
 class PhoneField(serializers.CharField):
     """One phone number in international form, stored as E.164 (what Twilio dials)."""
 
-    default_error_messages = {"phone": _("Must be one valid phone number in international form, e.g. +8613800000000.")}
+    # A number of the right shape that does not exist is a rule the schema cannot state (422).
+    default_error_messages = {RULE: _("Must be one valid phone number in international form, e.g. +8613800000000.")}
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("max_length", 32)
@@ -168,13 +170,13 @@ class PhoneField(serializers.CharField):
             self.fail("invalid")
         value = super().to_internal_value(data)
         if not value.startswith("+") or "," in value:
-            self.fail("phone")
+            self.fail(RULE)
         try:
             number = phonenumbers.parse(value, None)
         except phonenumbers.NumberParseException:
-            self.fail("phone")
+            self.fail(RULE)
         if not phonenumbers.is_valid_number(number):
-            self.fail("phone")
+            self.fail(RULE)
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

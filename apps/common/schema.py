@@ -52,7 +52,10 @@ ERROR_DESCRIPTIONS = {
     409: "The object's state does not allow this, or a request with this Idempotency-Key is still running.",
     413: "The request body is larger than the server accepts.",
     415: "The request body is not JSON.",
-    422: "This Idempotency-Key was used with a different request.",
+    422: (
+        "Well-formed, but refused by a rule the schema cannot state (an unknown reference, a cross-field "
+        "rule, a business limit), or an Idempotency-Key used with a different request; nothing was written."
+    ),
     429: "Too many requests; retry after `Retry-After` seconds.",
     503: "A backing service is briefly unavailable; retry after `Retry-After` seconds.",
 }
@@ -66,8 +69,8 @@ class ApiAutoSchema(AutoSchema):
         if self.method in WRITE_METHODS:
             statuses.append(409)
         if self.method in ("POST", "PUT", "PATCH"):
-            statuses += [413, 415]
-        if any(
+            statuses += [413, 415, 422]
+        elif any(
             getattr(parameter, "name", None) == IDEMPOTENCY_HEADER_NAME for parameter in self.get_override_parameters()
         ):
             statuses.append(422)

@@ -31,6 +31,7 @@ from rest_framework.settings import api_settings
 from apps.accounts.models import Customer
 from apps.common import filters
 from apps.common.api import MerchantAPIView
+from apps.common.errors import rule_violation
 from apps.common.fields import SingleLineCharField, StrictSerializerMixin
 from apps.notifications import selectors
 from apps.notifications.models import Channel, Notification, Preference
@@ -167,9 +168,9 @@ class MarkReadSerializer(StrictSerializerMixin, serializers.Serializer):
     def validate(self, attrs):
         has_ids, has_all = "ids" in attrs, "all" in attrs
         if has_ids == has_all:
-            raise ValidationError(_('Send either {"ids": [..]} or {"all": true}, not both and not neither.'))
+            raise rule_violation(_('Send either {"ids": [..]} or {"all": true}, not both and not neither.'))
         if has_all and attrs["all"] is not True:
-            raise ValidationError({"all": [_("Must be true.")]})
+            raise rule_violation({"all": [_("Must be true.")]})
         return attrs
 
     def notification_ids(self) -> list[int] | None:
@@ -197,7 +198,9 @@ class PreferenceSerializer(StrictSerializerMixin, serializers.Serializer):
     default (no channel off, no quiet hours, the platform's time zone)."""
 
     disabled_channels = serializers.ListField(
-        child=serializers.CharField(max_length=8), max_length=len(SWITCHABLE_CHANNELS), required=False
+        child=serializers.ChoiceField(choices=list(SWITCHABLE_CHANNELS)),
+        max_length=len(SWITCHABLE_CHANNELS),
+        required=False,
     )
     quiet_start = serializers.TimeField(
         format="%H:%M", input_formats=["%H:%M"], allow_null=True, required=False, help_text='Local time, "22:00".'
@@ -209,10 +212,10 @@ class PreferenceSerializer(StrictSerializerMixin, serializers.Serializer):
 
     def validate_disabled_channels(self, value: list[str]) -> list[str]:
         if Channel.INBOX in value:
-            raise ValidationError(_("The inbox cannot be turned off."))
+            raise rule_violation(_("The inbox cannot be turned off."))
         unknown = sorted(set(value) - set(SWITCHABLE_CHANNELS))
         if unknown:
-            raise ValidationError(
+            raise rule_violation(
                 format_lazy(
                     _("Unknown channels: {value}; use {other}."),
                     value=", ".join(unknown),
@@ -228,9 +231,9 @@ class PreferenceSerializer(StrictSerializerMixin, serializers.Serializer):
 
     def validate(self, attrs):
         if (attrs.get("quiet_start") is None) != (attrs.get("quiet_end") is None):
-            raise ValidationError({"quiet_end": [_("Give quiet_start and quiet_end together, or neither.")]})
+            raise rule_violation({"quiet_end": [_("Give quiet_start and quiet_end together, or neither.")]})
         if attrs.get("quiet_start") is not None and attrs["quiet_start"] == attrs["quiet_end"]:
-            raise ValidationError({"quiet_end": [_("Must differ from quiet_start.")]})
+            raise rule_violation({"quiet_end": [_("Must differ from quiet_start.")]})
         return attrs
 
 

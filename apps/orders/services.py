@@ -160,7 +160,7 @@ def order_create(
     elif customer is not None:
         referrer = customer.referrer
     if errors:
-        raise ServiceError(_("Some fields are invalid."), code="validation_error", fields=errors)
+        raise ServiceError(_("Some fields are invalid."), fields=errors)
 
     try:
         with transaction.atomic():

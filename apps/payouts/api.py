@@ -19,7 +19,7 @@ from rest_framework.settings import api_settings
 from apps.accounts.models import User
 from apps.common import filters
 from apps.common.api import MerchantAPIView
-from apps.common.errors import ForbiddenError, ServiceError
+from apps.common.errors import ForbiddenError, ServiceError, rule_violation
 from apps.common.fields import (
     CurrencyField,
     MinorUnitsField,
@@ -480,7 +480,7 @@ class IncidentInSerializer(StrictSerializerMixin, serializers.Serializer):
 
     def validate(self, attrs):
         if ("payout" in attrs) == ("withdrawal" in attrs):
-            raise serializers.ValidationError(_("Give exactly one of payout or withdrawal."))
+            raise rule_violation(_("Give exactly one of payout or withdrawal."))
         return attrs
 
 

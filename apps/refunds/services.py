@@ -26,7 +26,7 @@ from apps.accounts.selectors import freeze_hold_for
 from apps.accounts.services import bank_account_get_or_create, bank_account_mark_verified
 from apps.common.audit import audit_record
 from apps.common.crypto import fingerprint
-from apps.common.errors import InvalidStateError, ServiceError, UnprocessableError
+from apps.common.errors import InvalidStateError, ServiceError
 from apps.common.polling import backoff, claim_call, claim_due, verify_next_check, verify_window_end
 from apps.common.publish import publish_after_commit
 from apps.gateways import reasons
@@ -297,7 +297,7 @@ def refund_request(
     with transaction.atomic():
         remaining = _lock_order(order)
         if amount > remaining:
-            raise UnprocessableError(
+            raise ServiceError(
                 format_lazy(_("Amount exceeds what is refundable on this order ({remaining})."), remaining=remaining),
                 code="amount_exceeds_refundable",
                 fields={"amount": [format_lazy(_("At most {remaining}."), remaining=remaining)]},

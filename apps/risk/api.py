@@ -21,7 +21,7 @@ from rest_framework.settings import api_settings
 from apps.common import filters
 from apps.common.api import MerchantAPIView
 from apps.common.crypto import fingerprint, mask_account_number
-from apps.common.errors import ServiceError
+from apps.common.errors import ServiceError, rule_violation
 from apps.common.fields import MultiLineCharField, PhoneField, SingleLineCharField, StrictSerializerMixin
 from apps.risk.engine import MAX_EXPRESSION_LENGTH, ExpressionError, compile_expression
 from apps.risk.models import Case, CaseNote, ListEntry, Rule, RuleVersion, Scope
@@ -64,7 +64,7 @@ class ExpressionField(MultiLineCharField):
         try:
             compile_expression(value)
         except ExpressionError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+            raise rule_violation(str(exc)) from None
         return value
 
 
@@ -387,7 +387,7 @@ class ListEntryInSerializer(StrictSerializerMixin, serializers.Serializer):
     list_type = serializers.ChoiceField(choices=ListEntry.ListType.choices)
     kind = serializers.ChoiceField(choices=ListEntry.Kind.choices)
     value = serializers.CharField(required=False, max_length=254, trim_whitespace=False)
-    account_number = serializers.CharField(required=False, max_length=64, write_only=True)
+    account_number = serializers.CharField(required=False, max_length=64)
     reason = SingleLineCharField(max_length=500)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
@@ -395,21 +395,21 @@ class ListEntryInSerializer(StrictSerializerMixin, serializers.Serializer):
         kind = attrs["kind"]
         if kind == ListEntry.Kind.BANK_ACCOUNT:
             if "value" in attrs:
-                raise serializers.ValidationError({"value": [_("Give account_number for a bank account entry.")]})
+                raise rule_violation({"value": [_("Give account_number for a bank account entry.")]})
             digits = attrs.pop("account_number", "").replace(" ", "")
             if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 30:
-                raise serializers.ValidationError({"account_number": [_("Must be 8–30 digits.")]})
+                raise rule_violation({"account_number": [_("Must be 8–30 digits.")]})
             attrs["value"] = fingerprint(digits)
             attrs["display"] = mask_account_number(digits[-4:])
             return attrs
         if "account_number" in attrs:
-            raise serializers.ValidationError({"account_number": [_("Only for bank_account entries.")]})
+            raise rule_violation({"account_number": [_("Only for bank_account entries.")]})
         if "value" not in attrs:
-            raise serializers.ValidationError({"value": [_("This field is required.")]})
+            raise rule_violation({"value": [_("This field is required.")]})
         try:
             value = _VALUE_FIELDS[kind]().run_validation(attrs["value"])
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError({"value": exc.detail}) from None
+        except serializers.ValidationError as exc:  # the kind decides the format: a rule, not the schema
+            raise rule_violation({"value": [str(message) for message in exc.detail]}) from None
         if kind == ListEntry.Kind.IP:
             value = str(ipaddress.ip_address(value))
         attrs["value"] = value
