@@ -501,8 +501,10 @@ def commission_statement(request):
 
 
 def _rules(request):
-    return Rule.objects.filter(Q(merchant=request.merchant) | Q(merchant__isnull=True)).order_by(
-        "scope", "priority", "id"
+    return (
+        Rule.objects.live()
+        .filter(Q(merchant=request.merchant) | Q(merchant__isnull=True))
+        .order_by("scope", "priority", "id")
     )
 
 
@@ -610,7 +612,7 @@ def rule_test_existing_view(request, pk: int):
 def rule_mode_view(request, pk: int):
     """Switch one of the merchant's own rules between active, shadow and disabled (platform rules
     are read-only here, as in the API)."""
-    rule = Rule.objects.filter(merchant=request.merchant, pk=pk).first()
+    rule = Rule.objects.live().filter(merchant=request.merchant, pk=pk).first()
     if rule is None:
         raise not_found(request, "rule", pk)
     if not can(request.user, "rule_mode"):

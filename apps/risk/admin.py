@@ -86,11 +86,28 @@ class RuleAdmin(admin.ModelAdmin):
 
     form = RuleAdminForm
 
-    list_display = ("code", "merchant", "scope", "action", "severity", "priority", "mode", "version", "updated_at")
-    list_filter = ("scope", "mode", "action", "merchant")
+    list_display = (
+        "code",
+        "merchant",
+        "scope",
+        "action",
+        "severity",
+        "priority",
+        "mode",
+        "version",
+        "updated_at",
+        "retired_at",
+    )
+    list_filter = ("scope", "mode", "action", "merchant", ("retired_at", admin.EmptyFieldListFilter))
     search_fields = ("code", "name", "expression")
-    readonly_fields = ("version", "updated_by", "updated_at", "created_at")
+    readonly_fields = ("version", "updated_by", "updated_at", "created_at", "retired_at", "retired_by")
     inlines = (RuleVersionInline,)
+
+    def has_change_permission(self, request, obj=None):
+        # A retired rule (DELETE /api/v1/rules/{id}) is history: shown, never edited.
+        if obj is not None and obj.retired_at is not None:
+            return False
+        return super().has_change_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}

@@ -25,7 +25,7 @@ from apps.common.errors import ServiceError, rule_violation
 from apps.common.fields import MultiLineCharField, PhoneField, SingleLineCharField, StrictSerializerMixin
 from apps.risk.engine import MAX_EXPRESSION_LENGTH, ExpressionError, compile_expression
 from apps.risk.models import Case, CaseNote, ListEntry, Rule, RuleVersion, Scope
-from apps.risk.rules import rule_backtest, rule_create, rule_stats, rule_update
+from apps.risk.rules import rule_backtest, rule_create, rule_retire, rule_stats, rule_update
 from apps.risk.services import (
     REVIEWER_DECISION_CHOICES,
     case_assign,
@@ -146,7 +146,8 @@ class RuleTestSerializer(StrictSerializerMixin, serializers.Serializer):
 
 class _RuleView(MerchantAPIView):
     def visible_rules(self):
-        return Rule.objects.filter(Q(merchant=self.merchant) | Q(merchant__isnull=True))
+        # Retired rules are gone from the API: 404 on every by-id route, absent from the list.
+        return Rule.objects.live().filter(Q(merchant=self.merchant) | Q(merchant__isnull=True))
 
     def get_rule(self, pk: int) -> Rule:
         return get_object_or_404(self.visible_rules(), pk=pk)
@@ -202,15 +203,16 @@ class RuleDetailView(_RuleView):
     @extend_schema(
         request=None,
         responses={
-            200: OpenApiResponse(
-                RuleOutSerializer, description="The rule, disabled as a new version (rules are never deleted)."
+            204: OpenApiResponse(
+                None,
+                description="Retired: from now on the rule answers 404 here and is never evaluated; its history stays.",
             )
         },
     )
     def delete(self, request, pk: int):
-        """Rules are never deleted (hits refer to them): DELETE disables the rule, as a new version."""
-        rule = rule_update(rule=self.get_own_rule(pk), actor=_actor(request), mode=Rule.Mode.DISABLED)
-        return Response(RuleOutSerializer(rule).data)
+        """Retire the rule: it leaves the API and the engine (its hits, versions and audit rows stay)."""
+        rule_retire(rule=self.get_own_rule(pk), actor=_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class RuleVersionsView(_RuleView):

@@ -110,6 +110,12 @@ class Observation(models.Model):
 ACTION_PRECEDENCE = {"allow": 0, "review": 1, "block": 2, "block_and_freeze": 2}
 
 
+class RuleQuerySet(models.QuerySet):
+    def live(self):
+        """Rules not retired: the only ones the API, the console and the engine see."""
+        return self.filter(retired_at__isnull=True)
+
+
 class Rule(models.Model):
     """A risk rule in the rule-engine expression language (never Python `eval`).
 
@@ -155,12 +161,23 @@ class Rule(models.Model):
     updated_by = models.CharField(max_length=100, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
+    # Retired (DELETE /api/v1/rules/{id}): gone from the API, the console and the engine; the row
+    # stays for its hits, cases, versions and audit rows. Its code is free for a new rule.
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_by = models.CharField(max_length=100, blank=True)
+
+    objects = RuleQuerySet.as_manager()
 
     class Meta:
+        # Codes are unique among live rules only, so a retired rule's code can be reused.
         constraints = [
-            models.UniqueConstraint(fields=["merchant", "code"], name="rule_code_per_merchant"),
             models.UniqueConstraint(
-                fields=["code"], condition=models.Q(merchant__isnull=True), name="platform_rule_code_unique"
+                fields=["merchant", "code"], condition=models.Q(retired_at__isnull=True), name="rule_code_per_merchant"
+            ),
+            models.UniqueConstraint(
+                fields=["code"],
+                condition=models.Q(merchant__isnull=True, retired_at__isnull=True),
+                name="platform_rule_code_unique",
             ),
         ]
         ordering = ("priority", "id")

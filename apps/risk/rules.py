@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Merchant
 from apps.common.audit import audit_record
-from apps.common.errors import ServiceError
+from apps.common.errors import NotFoundError, ServiceError
 from apps.risk.engine import ExpressionError, compile_expression
 from apps.risk.models import Case, Observation, Rule, RuleHit, RuleVersion
 
@@ -61,7 +61,7 @@ def _audit(rule: Rule, action: str, *, before: dict | None = None, after: dict |
 @transaction.atomic
 def rule_update(*, rule: Rule, actor: str, **changes) -> Rule:
     """Change a rule; any change to what it matches or does is a new version with a history row."""
-    rule = Rule.objects.select_for_update().get(pk=rule.pk)
+    rule = _live_for_update(rule)
     if "expression" in changes:
         changes["expression"] = _validated_expression(changes["expression"])
     changed = {field: value for field, value in changes.items() if getattr(rule, field) != value}
@@ -77,10 +77,39 @@ def rule_update(*, rule: Rule, actor: str, **changes) -> Rule:
     rule.save()
     if set(changed) & set(_VERSIONED):
         _snapshot(rule, actor)
-    # A mode change alone (shadow, active, or disabled: how a rule is deleted, its hits referring to
-    # it) is its own action, so the log can be filtered for it.
+    # A mode change alone (shadow, active, disabled) is its own action, so the log can be filtered for it.
     _audit(rule, "rule.mode" if set(changed) == {"mode"} else "rule.update", before=before, after=changed)
     return rule
+
+
+@transaction.atomic
+def rule_retire(*, rule: Rule, actor: str) -> Rule:
+    """Retire a rule (DELETE /api/v1/rules/{id}): disabled as a last version and marked retired, it is
+    gone from the API, the console and the engine. The row stays, because its hits, cases, versions
+    and audit rows refer to it; its code is free for a new rule."""
+    rule = _live_for_update(rule)
+    before = {"mode": rule.mode}
+    now = timezone.now()
+    newly_disabled = rule.mode != Rule.Mode.DISABLED
+    if newly_disabled:
+        rule.mode = Rule.Mode.DISABLED
+        rule.version += 1
+    rule.retired_at, rule.retired_by = now, actor
+    rule.updated_by, rule.updated_at = actor, now
+    rule.save()
+    if newly_disabled:
+        _snapshot(rule, actor)
+    after = {"mode": rule.mode, "retired_at": now.isoformat(), "retired_by": actor}
+    _audit(rule, "rule.retire", before=before, after=after)
+    return rule
+
+
+def _live_for_update(rule: Rule) -> Rule:
+    """The rule, locked; a retired rule is refused like an unknown one (nothing about it changes)."""
+    live = Rule.objects.live().select_for_update().filter(pk=rule.pk).first()
+    if live is None:
+        raise NotFoundError(_("Rule not found."))
+    return live
 
 
 def rule_backtest(*, merchant: Merchant, scope: str, expression: str, days: int = 30, limit: int = 20000) -> dict:

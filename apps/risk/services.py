@@ -108,13 +108,14 @@ class _RuleRow:
 
 
 def _rules_for(*, scope: str, merchant: Merchant) -> list[_RuleRow]:
-    """The merchant's and the platform's non-disabled rules of `scope` in evaluation order, cached
-    per process (apps.risk.caching: a saved rule bumps the generation for every merchant)."""
+    """The merchant's and the platform's live (not retired), non-disabled rules of `scope` in
+    evaluation order, cached per process (apps.risk.caching: a saved rule bumps the generation for every merchant)."""
 
     def load() -> list[_RuleRow]:
         return [
             _RuleRow(*row)
-            for row in Rule.objects.filter(Q(merchant=merchant) | Q(merchant__isnull=True), scope=scope)
+            for row in Rule.objects.live()
+            .filter(Q(merchant=merchant) | Q(merchant__isnull=True), scope=scope)
             .exclude(mode=Rule.Mode.DISABLED)
             .order_by("priority", "id")
             .values_list("pk", "code", "version", "mode", "action", "severity", "score_modifier", "expression")

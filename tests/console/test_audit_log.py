@@ -211,7 +211,7 @@ def test_rule_create_change_mode_and_delete_through_the_api(api, merchant):
     rule_id = api.post("/api/v1/rules", body, format="json").json()["id"]
     api.patch(f"/api/v1/rules/{rule_id}", {"name": "Big refunds", "priority": 5}, format="json")
     api.patch(f"/api/v1/rules/{rule_id}", {"mode": "active"}, format="json")
-    api.delete(f"/api/v1/rules/{rule_id}")
+    assert api.delete(f"/api/v1/rules/{rule_id}").status_code == 204
 
     created = only("rule.create")
     assert (created.after["code"], created.after["mode"], created.target_id) == ("big", "shadow", str(rule_id))
@@ -219,12 +219,13 @@ def test_rule_create_change_mode_and_delete_through_the_api(api, merchant):
     assert changed.after == {"name": "Big refunds", "priority": 5}
     assert changed.before["name"] == "Big"
     modes = AuditEntry.objects.filter(action="rule.mode").order_by("id")
-    assert [(m.before, m.after) for m in modes] == [
-        ({"mode": "shadow"}, {"mode": "active"}),
-        ({"mode": "active"}, {"mode": "disabled"}),
-    ]
+    assert [(m.before, m.after) for m in modes] == [({"mode": "shadow"}, {"mode": "active"})]
+    retired = only("rule.retire")
+    assert (retired.before, retired.after["mode"], retired.target_id) == ({"mode": "active"}, "disabled", str(rule_id))
+    assert retired.source == f"DELETE /api/v1/rules/{rule_id}"
     assert {m.merchant_id for m in AuditEntry.objects.filter(target_type="rule")} == {merchant.pk}
-    assert Rule.objects.get(pk=rule_id).mode == Rule.Mode.DISABLED
+    stored = Rule.objects.get(pk=rule_id)
+    assert (stored.mode, stored.retired_at is not None) == (Rule.Mode.DISABLED, True)
 
 
 def test_list_entry_create_change_and_delete_through_the_api(api, merchant):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.console.selectors import backtest_sample_for_merchant
 from apps.risk.models import Observation, Rule, RuleHit, RuleVersion
-from apps.risk.rules import rule_create
+from apps.risk.rules import rule_create, rule_retire
 from tests.console.support import reviewed_refund, staff
 
 pytestmark = pytest.mark.django_db
@@ -211,6 +211,17 @@ def test_another_merchants_rule_is_a_404_and_a_platform_rule_can_be_tested(owner
     response = owner_client.post(f"/console/rules/{traffic['platform'].pk}/test", {"days": 30})
     assert response.status_code == 200
     assert response.context["result"]["hits"] == 7  # A's traffic only, never B's 4 big requests
+
+
+def test_a_retired_rule_leaves_the_rules_page_and_its_pages_are_404(owner_client, traffic):
+    gate = traffic["gate"]
+    rule_retire(rule=gate, actor="test")
+
+    assert "a-gate" not in _windows(owner_client.get("/console/rules/"))
+    assert "a-watch" in _windows(owner_client.get("/console/rules/"))
+    assert owner_client.get(f"/console/rules/{gate.pk}/test").status_code == 404
+    assert owner_client.post(f"/console/rules/{gate.pk}/mode", {"mode": "active"}).status_code == 404
+    assert Rule.objects.get(pk=gate.pk).mode == Rule.Mode.DISABLED
 
 
 def test_merchant_b_sees_only_its_own_hits_and_backtests_only_its_own_traffic(other_client, traffic):

@@ -51,7 +51,7 @@ def test_a_new_rule_starts_in_shadow_mode(api, db):
 def test_disabled_rule_is_not_evaluated(api, frozen, merchant):
     only_merchant_rules(merchant)
     rule = make_rule(api, expression="amount >= 100", action="block", mode="active")
-    response = api.delete(f"/api/v1/rules/{rule['id']}")
+    response = api.patch(f"/api/v1/rules/{rule['id']}", {"mode": "disabled"}, format="json")
     assert response.status_code == 200
     assert (response.json()["mode"], response.json()["version"]) == ("disabled", 2)
 
@@ -60,7 +60,7 @@ def test_disabled_rule_is_not_evaluated(api, frozen, merchant):
     assert body["status"] == "approved"
     assert body["decision"]["rules"] == []
     assert RuleHit.objects.count() == 0
-    assert Rule.objects.filter(pk=rule["id"]).exists()  # disabled, never deleted
+    assert api.get(f"/api/v1/rules/{rule['id']}").json()["mode"] == "disabled"  # still there, switched off
 
 
 def test_block_beats_review_beats_allow_and_every_match_is_recorded(api, frozen, merchant):
