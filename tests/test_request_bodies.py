@@ -72,6 +72,7 @@ def served(request, transactional_db, tmp_path, settings):
 
 
 @pytest.mark.e2e
+@pytest.mark.postgres  # the served processes share the test's committed PostgreSQL database (served_env)
 @pytest.mark.timeout(180)
 def test_chunked_bodies_are_read_within_the_limit_and_refused_above_it(served):
     port, key = served

@@ -264,12 +264,12 @@ def _order_body(**overrides) -> dict:
     ],
     ids=["customer", "product", "referrer"],
 )
-def test_order_referencing_other_merchants_objects_is_400(other_api, a_world, b_world, overrides, field):
+def test_order_referencing_other_merchants_objects_is_422(other_api, a_world, b_world, overrides, field):
     before = row_counts()
 
     response = other_api.post("/api/v1/orders", _order_body(**overrides), format="json")
 
-    assert response.status_code == 400, response.content
+    assert response.status_code == 422, response.content
     assert response.json()["error"]["code"] == "validation_error"
     assert field in response.json()["error"]["fields"]
     assert row_counts() == before
@@ -284,19 +284,19 @@ def test_order_referencing_only_foreign_objects_names_every_field(other_api, a_w
         format="json",
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert {"customer", "product", "referrer"} <= set(response.json()["error"]["fields"])
     assert row_counts() == before
 
 
-def test_customer_with_other_merchants_referrer_is_400(other_api, a_world, b_world):
+def test_customer_with_other_merchants_referrer_is_422(other_api, a_world, b_world):
     before = row_counts()
 
     response = other_api.post(
         "/api/v1/customers", {"external_id": "b-new", "name": "n", "referrer": "a-ref"}, format="json"
     )
 
-    assert response.status_code == 400, response.content
+    assert response.status_code == 422, response.content
     assert response.json()["error"]["code"] == "validation_error"
     assert "referrer" in response.json()["error"]["fields"]
     assert row_counts() == before
@@ -573,7 +573,7 @@ def test_incident_on_another_merchants_movement_is_refused(other_api, a_money, b
 
     response = other_api.post("/api/v1/incidents", {kind: a_money[kind].pk, "summary": "x"}, format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert kind in response.json()["error"]["fields"]
     assert money_out_rows() == before
 

@@ -18,7 +18,7 @@ from apps.accounts.signals import account_unfrozen
 from apps.common import caching
 from apps.common.audit import audit_record
 from apps.common.crypto import encrypt, fingerprint
-from apps.common.errors import ConflictError, ServiceError, UnprocessableError
+from apps.common.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def account_freeze(
         raise ServiceError(_("A freeze needs a customer or a bank account."))
     for subject in (customer, bank_account):
         if subject is not None and subject.merchant_id != merchant.pk:
-            raise ServiceError(_("Subject belongs to another merchant."), code="not_found")
+            raise NotFoundError(_("Subject belongs to another merchant."))
     with transaction.atomic():
         freeze = AccountFreeze.objects.create(
             merchant=merchant,

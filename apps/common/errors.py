@@ -26,6 +26,13 @@ class ServiceError(Exception):
         self.fields = fields or {}
 
 
+class BadRequestError(ServiceError):
+    """The request breaks what the published schema says of it (a header the schema describes, checked
+    outside a serializer): 400, like a serializer's refusal."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+
 class NotFoundError(ServiceError):
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"

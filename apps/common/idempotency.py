@@ -29,7 +29,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.response import Response
 
-from apps.common.errors import ConflictError, ServiceError, UnprocessableError, error_body
+from apps.common.errors import BadRequestError, ConflictError, ServiceError, UnprocessableError, error_body
 from apps.common.models import IdempotencyRecord
 
 logger = logging.getLogger(__name__)
@@ -53,13 +53,13 @@ def idempotency_key_parameter(what: str) -> OpenApiParameter:
 
 def _validate_key(raw: str | None) -> str:
     if raw is None:
-        raise ServiceError(
+        raise BadRequestError(
             _("This request needs an Idempotency-Key header."),
             code="idempotency_key_missing",
             fields={"Idempotency-Key": [_("Required.")]},
         )
     if not raw or len(raw) > MAX_KEY_LENGTH or not raw.isascii() or not raw.isprintable() or raw.strip() != raw:
-        raise ServiceError(
+        raise BadRequestError(
             _("Idempotency-Key must be 1–255 printable ASCII characters."),
             code="idempotency_key_invalid",
             fields={"Idempotency-Key": [_("1–255 printable ASCII characters.")]},
@@ -150,9 +150,10 @@ def _run(handler: Callable[[], Response]) -> tuple[Response | None, ServiceError
         with transaction.atomic():
             return handler(), None
     except ServiceError as exc:
-        if exc.status_code == status.HTTP_400_BAD_REQUEST:
-            # Invalid input (unknown order, wrong currency) is refused like a serializer error:
-            # nothing is stored, so the client may fix the body and retry with the same key.
+        if exc.status_code == status.HTTP_400_BAD_REQUEST or exc.code == ServiceError.code:
+            # Invalid input (400, or 422 `validation_error`: an unknown order, another currency) is
+            # refused like a serializer error: nothing is stored, so the client may fix the body and
+            # retry with the same key. Refusals with a code of their own are answers, stored.
             raise
         return None, exc
 
@@ -161,9 +162,10 @@ def idempotent(*, request, scope: str, endpoint: str, handler: Callable[[], Resp
     """Run `handler` at most once per (scope, Idempotency-Key); replay its stored response after.
 
     One transaction holds the claim, the handler's writes and the stored answer (see the module
-    docstring). A business refusal (ServiceError other than 400) is an answer too: the handler's
-    writes are rolled back to its savepoint and the refusal is stored and raised. A 400 or any other
-    exception rolls everything back, claim included. Once the transaction has committed, nothing
+    docstring). A business refusal with a code of its own (amount_exceeds_refundable...) is an answer
+    too: the handler's writes are rolled back to its savepoint and the refusal is stored and raised.
+    Invalid input (400, or 422 `validation_error`) or any other exception rolls everything back,
+    claim included. Once the transaction has committed, nothing
     that follows (a failing after-commit hook, a connection lost after COMMIT) changes the answer:
     it is logged and the stored answer is given. Callers: the money-moving POST views (refunds,
     payouts, withdrawals, incident returns).

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Merchant
 from apps.common.audit import audit_record
-from apps.common.errors import NotFoundError, ServiceError
+from apps.common.errors import ConflictError, NotFoundError, ServiceError
 from apps.risk.engine import ExpressionError, compile_expression
 from apps.risk.models import Case, Observation, Rule, RuleHit, RuleVersion
 
@@ -44,7 +44,7 @@ def rule_create(*, merchant: Merchant | None, actor: str, **fields) -> Rule:
         with transaction.atomic():
             rule = Rule.objects.create(merchant=merchant, updated_by=actor, **fields)
     except IntegrityError:
-        raise ServiceError(
+        raise ConflictError(
             _("A rule with this code exists."), code="duplicate_code", fields={"code": [_("Already exists.")]}
         ) from None
     _snapshot(rule, actor)

@@ -384,7 +384,7 @@ def test_put_preferences_stores_them_and_policy_uses_them(api, alice):
         ({"disabled_channels": ["sms", "inbox"]}, "disabled_channels"),
         ({"disabled_channels": ["fax"]}, "disabled_channels"),
         ({"disabled_channels": "sms"}, "disabled_channels"),
-        ({"quiet_start": "22:00"}, "quiet_end"),
+        ({"quiet_start": "22:00"}, "quiet_end"),  # these three: well-formed, refused by a rule (422)
         ({"quiet_end": "08:00"}, "quiet_end"),
         ({"quiet_start": "22:00", "quiet_end": "22:00"}, "quiet_end"),
         ({"quiet_start": "25:00", "quiet_end": "08:00"}, "quiet_start"),
@@ -401,8 +401,9 @@ def test_bad_preferences_are_400_and_nothing_written(api, alice, body, field):
 
     response = api.put(PREFS.format("alice"), body, format="json")
 
-    assert response.status_code == 400, response.content
+    rule = field == "quiet_end"  # quiet hours given half, or empty: a rule the schema cannot state
+    assert response.status_code == (422 if rule else 400), response.content
     error = response.json()["error"]
     assert error["code"] == "validation_error"
-    assert field in error["fields"], error
+    assert any(name == field or name.startswith(f"{field}.") for name in error["fields"]), error
     assert _snapshot() == before

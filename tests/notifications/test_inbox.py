@@ -166,6 +166,8 @@ def test_mark_all_read(api, inbox, carol, dave):
     assert api.post(READ.format("carol"), {"all": True}, format="json").json() == {"marked": 0}
 
 
+# {}, {"all": false} and both keys at once are well-formed but break a rule the schema cannot state (422).
+RULE_BODIES = ({}, {"all": False}, {"ids": [1], "all": True})
 BAD_BODIES = [
     ({}, "non_field_errors"),
     ({"ids": []}, "ids"),
@@ -189,7 +191,7 @@ def test_bad_mark_read_body_is_400_and_nothing_written(api, inbox, body, field):
 
     response = api.post(READ.format("carol"), body, format="json")
 
-    assert response.status_code == 400, response.content
+    assert response.status_code == (422 if body in RULE_BODIES else 400), response.content
     error = response.json()["error"]
     assert error["code"] == "validation_error"
     if field == "non_field_errors":

@@ -94,7 +94,7 @@ def test_same_key_same_body_replays_and_a_different_body_is_422_with_one_payout(
         ),
         (PAYOUTS, {"destination_account": {**account_body(), "country": "China"}}, 400, "destination_account.country"),
         (PAYOUTS, {"settlement_lines": [{"reference": "l", "amount": 0}]}, 400, "settlement_lines.0.amount"),
-        (WITHDRAWALS, {"customer": "nobody"}, 400, "customer"),
+        (WITHDRAWALS, {"customer": "nobody"}, 422, "customer"),  # well-formed, unknown: a rule
         (WITHDRAWALS, {"amount": 2**63}, 400, "amount"),
         (WITHDRAWALS, {"source_currency": "ABC"}, 400, "source_currency"),
         (WITHDRAWALS, {"destination_account": None}, 400, "destination_account"),

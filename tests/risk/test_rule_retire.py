@@ -114,7 +114,7 @@ def test_a_retired_rules_code_can_be_used_by_a_new_rule(api, frozen):
         {"code": "big-refund", "name": "n", "scope": "refund", "expression": "amount > 1", "action": "review"},
         format="json",
     )
-    assert duplicate.status_code == 400  # unique among live rules
+    assert duplicate.status_code == 409  # unique among live rules
     assert api.delete(f"/api/v1/rules/{old['id']}").status_code == 204
 
     new = make_rule(api, code="big-refund", expression="amount >= 500")
