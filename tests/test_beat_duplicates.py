@@ -26,7 +26,9 @@ import itertools
 import os
 import re
 import signal
+import subprocess
 import time
+import warnings
 from collections import Counter
 from itertools import pairwise
 
@@ -191,11 +193,21 @@ def _beat_sends(stack: Stack, name: str) -> Counter:
 
 
 def _stop(stack: Stack, name: str) -> None:
-    """Stop one process for good (its log stays)."""
+    """Stop one process for good (its log stays). What is measured here ends before the stop: a beat
+    that has not exited a minute after SIGTERM is killed and reported as a warning, not a failure
+    of the once-per-period guarantee (under a loaded CI machine one has been seen to linger)."""
     proc = stack.procs.pop(name)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        warnings.warn(
+            f"{name} did not exit within 60 s of SIGTERM; killed. Log tail: {stack.log(name)[-2000:]}", stacklevel=2
+        )
 
 
 def _drain(settings, stack: Stack, deadline_s: float = 90) -> None:

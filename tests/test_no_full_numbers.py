@@ -60,7 +60,9 @@ from tests.refunds.conftest import (  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(420)]
 
-DIGIT_RUN = re.compile(r"(?<![\d.])\d{13,19}(?![\d])")  # not the fraction of a decimal (timings)
+# A run standing on its own: not the fraction of a decimal (timings), not part of a hex or other
+# ASCII-alphanumeric token (event ids, signatures); next to CJK text it still counts.
+DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z.])\d{13,19}(?![0-9A-Za-z])")
 # Tables that hold the far side's records (the simulated bank) or the number encrypted at rest.
 OUTSIDE = ("gateways_sandbox",)
 ENCRYPTED_COLUMNS = {"number_encrypted"}
