@@ -6,9 +6,9 @@ query answers `succeeded` and the refund moves on); the sandbox bank is served b
 production arrangement, sync workers) in its own processes on a free port, and the "sandbox"
 channel's base_url points at it.
 
-Timed: K worker processes (standing in for Celery workers) each loop `refund_claim_due` and poll
-the claimed batch until nothing is due: `refund_poll_batch` per chunk of --poll-chunk ids (as
-`refund_poll_due_task` sends them), or `refund_poll` per id with --poll-chunk 0. Every poll is a real HTTP query to the
+Timed: K worker processes (standing in for Celery workers) each loop `transfer_claim_due(REFUNDS)` and poll
+the claimed batch until nothing is due: `transfer_poll_batch(REFUNDS)` per chunk of --poll-chunk ids (as
+`refund_poll_due_task` sends them), or `transfer_poll(REFUNDS)` per id with --poll-chunk 0. Every poll is a real HTTP query to the
 bank, a `ChannelCall` row, a locked state change, a timeline event and a ledger posting.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
@@ -34,7 +34,7 @@ def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--refunds", type=int, default=10_000, help="in-flight refunds to drain (default 10000)")
     parser.add_argument("--workers", type=int, default=4, help="poller processes, like Celery workers (default 4)")
-    parser.add_argument("--batch", type=int, default=100, help="refunds claimed per refund_claim_due call")
+    parser.add_argument("--batch", type=int, default=100, help="refunds claimed per transfer_claim_due call")
     parser.add_argument("--bank-workers", type=int, default=3, help="gunicorn workers serving the bank")
     parser.add_argument(
         "--poll-chunk",
@@ -141,20 +141,21 @@ def _drain(batch: int, lease_seconds: int, chunk: int, profile: bool = False) ->
     from django.db import connections
 
     from apps.refunds.models import Refund
-    from apps.refunds.services import refund_claim_due, refund_poll, refund_poll_batch
+    from apps.refunds.services import REFUNDS
+    from apps.transfers.poller import transfer_claim_due, transfer_poll, transfer_poll_batch
 
     connections.close_all()
     claimed = moved = 0
     try:
-        while ids := refund_claim_due(limit=batch, lease=timedelta(seconds=lease_seconds)):
+        while ids := transfer_claim_due(REFUNDS, limit=batch, lease=timedelta(seconds=lease_seconds)):
             claimed += len(ids)
             if chunk:
                 for start in range(0, len(ids), chunk):
-                    polled = refund_poll_batch(refund_ids=ids[start : start + chunk])
+                    polled = transfer_poll_batch(REFUNDS, ids[start : start + chunk])
                     moved += sum(refund.status == Refund.Status.SUCCEEDED for refund in polled)
                 continue
             for refund_id in ids:
-                if refund_poll(refund_id=refund_id).status == Refund.Status.SUCCEEDED:
+                if transfer_poll(REFUNDS, refund_id).status == Refund.Status.SUCCEEDED:
                     moved += 1
     finally:
         connections.close_all()

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apps.ledger",
     "apps.gateways",
     "apps.risk",
+    "apps.transfers",
     "apps.refunds",
     "apps.payouts",
     "apps.notifications",

@@ -19,8 +19,9 @@ from apps.accounts.models import BankAccount, Customer
 from apps.common.models import IdempotencyRecord
 from apps.orders.models import Order, Product, UsageEvent
 from apps.orders.services import order_create, usage_record
+from apps.payouts.incidents import incident_open
 from apps.payouts.models import Approval, Disbursement, DisbursementEvent, Incident, IncidentStep, PrecheckResult
-from apps.payouts.services import incident_open, payout_create, withdrawal_create
+from apps.payouts.services import payout_create, withdrawal_create
 from tests.factories import CustomerFactory, ProductFactory, StaffFactory
 from tests.support import FOUNDATION_TABLES, count_rows
 

@@ -5,15 +5,9 @@ from django.contrib import admin, messages
 
 from apps.common.admin import ReadOnlyInline
 from apps.common.errors import ServiceError
+from apps.payouts.incidents import incident_escalate, incident_open, payout_recall_request
 from apps.payouts.models import Approval, DisbursementEvent, Incident, IncidentStep, Payout, PrecheckResult, Withdrawal
-from apps.payouts.services import (
-    incident_escalate,
-    incident_open,
-    payout_approve,
-    payout_cancel,
-    payout_recall_request,
-    payout_release,
-)
+from apps.payouts.services import payout_approve, payout_cancel, payout_release
 
 
 class EventInline(ReadOnlyInline):

@@ -29,13 +29,7 @@ from apps.common.fields import (
 )
 from apps.common.idempotency import idempotency_key_parameter, idempotent
 from apps.orders.api import AccountInSerializer, masked_account
-from apps.payouts.models import Approval, Disbursement, DisbursementEvent, Incident, IncidentStep, Kind, PrecheckResult
-from apps.payouts.selectors import (
-    disbursement_get_for_merchant,
-    disbursement_list_for_merchant,
-    incident_list_for_merchant,
-)
-from apps.payouts.services import (
+from apps.payouts.incidents import (
     incident_escalate,
     incident_freeze,
     incident_note,
@@ -43,12 +37,14 @@ from apps.payouts.services import (
     incident_recall,
     incident_record_return,
     incident_resolve,
-    payout_approve,
-    payout_cancel,
-    payout_create,
-    payout_release,
-    withdrawal_create,
 )
+from apps.payouts.models import Approval, Disbursement, DisbursementEvent, Incident, IncidentStep, Kind, PrecheckResult
+from apps.payouts.selectors import (
+    disbursement_get_for_merchant,
+    disbursement_list_for_merchant,
+    incident_list_for_merchant,
+)
+from apps.payouts.services import payout_approve, payout_cancel, payout_create, payout_release, withdrawal_create
 
 
 def _actor(request) -> str:

@@ -2,16 +2,16 @@ from django.apps import AppConfig
 
 
 class PayoutsConfig(AppConfig):
+    """Payouts and withdrawals: one transfer kind for the kernel, their statements for reconciliation."""
+
     name = "apps.payouts"
     label = "payouts"
     verbose_name = "Payouts and withdrawals"
 
     def ready(self) -> None:
-        from apps.gateways import registry
-        from apps.payouts import receivers  # noqa: F401  (signal receivers)
-        from apps.payouts.services import payout_apply_channel_result
+        from apps.payouts.services import DISBURSEMENTS
         from apps.payouts.statement_sources import register_channel_statement_sources
+        from apps.transfers.services import transfer_kind_register
 
-        registry.register("payout", payout_apply_channel_result)
-        registry.register("withdrawal", payout_apply_channel_result)
+        transfer_kind_register(DISBURSEMENTS)
         register_channel_statement_sources()

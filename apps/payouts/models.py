@@ -18,7 +18,9 @@ State machine (DESIGN.md):
                holding it was lifted: released automatically, submitted on the normal path)
     created|checking|pending_approval|approved|held|failed → cancelled
 
-Transition methods only declare; `apps.payouts.services` locks, transitions, saves and records.
+The outbound part (approved → submitted … failed, held by a freeze) is the kernel's
+(apps.transfers.models); transition methods only declare; `apps.payouts.services` and the kernel
+lock, transition, save and record.
 Request ids sent to a channel are "<kind>:<id>:submit" for the life of the row: a retry, a resend
 after a timeout and a failover to another channel all reuse it, and the bank dedupes on it.
 """
@@ -29,18 +31,13 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField
 
 from apps.accounts.models import BankAccount, Customer, Merchant
 from apps.common.dbguards import append_only
-from apps.gateways.models import Channel
+from apps.transfers.models import OutboundTransfer, Party, TransferEvent
 
-
-class Party(models.TextChoices):
-    PLATFORM = "platform", "Platform"
-    BANK = "bank", "Bank"
-    CUSTOMER = "customer", "Customer"
-    MERCHANT = "merchant", "Merchant"
+__all__ = ["Approval", "Disbursement", "DisbursementEvent", "Incident", "IncidentStep", "Kind", "Party"]
 
 
 class Kind(models.TextChoices):
@@ -48,7 +45,7 @@ class Kind(models.TextChoices):
     WITHDRAWAL = "withdrawal", "Withdrawal (customer to bank card)"
 
 
-class Disbursement(FSMModelMixin, models.Model):
+class Disbursement(OutboundTransfer):
     """Money leaving the platform to a bank account: a payout or a withdrawal (see `kind`)."""
 
     class HoldKind(models.TextChoices):
@@ -90,12 +87,9 @@ class Disbursement(FSMModelMixin, models.Model):
     )
 
     kind = models.CharField(max_length=16, choices=Kind.choices, db_index=True)
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="disbursements")
     customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="withdrawals")
     reference = models.CharField(max_length=100, blank=True, help_text="The merchant's settlement reference.")
-    # What arrives: amount in the payout currency.
-    amount = models.BigIntegerField()
-    currency = models.CharField(max_length=3)
+    # What arrives: `amount` in the payout `currency`.
     # What the ledger is debited: the merchant's payable or the customer's balance in this currency.
     source_amount = models.BigIntegerField(default=0)
     source_currency = models.CharField(max_length=3)
@@ -116,30 +110,13 @@ class Disbursement(FSMModelMixin, models.Model):
     required_approvals = models.PositiveSmallIntegerField(default=0)
     hold_reason = models.CharField(max_length=200, blank=True)
     hold_kind = models.CharField(max_length=8, choices=HoldKind.choices, default=HoldKind.REVIEW)
-    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.PROTECT, related_name="disbursements")
-    # Counts approved → submitted moves.
-    attempt = models.PositiveIntegerField(default=0)
-    # Channel calls owed and claimed (apps.common.polling.claim_call): one per submit/resubmit.
-    send_seq = models.PositiveIntegerField(default=0)
-    sent_seq = models.PositiveIntegerField(default=0)
     # Recall calls owed and claimed, likewise.
     recall_seq = models.PositiveIntegerField(default=0)
     recall_sent_seq = models.PositiveIntegerField(default=0)
     # True from the in-flight ledger posting until it is settled, released or returned.
     has_funds_in_flight = models.BooleanField(default=False)
-    channel_reference = models.CharField(max_length=128, blank=True)
-    failure_code = models.CharField(max_length=64, blank=True)
-    responsible_party = models.CharField(max_length=16, choices=Party.choices, blank=True)
-    retry_count = models.PositiveIntegerField(default=0)
-    next_poll_at = models.DateTimeField(null=True, blank=True)
-    verify_until = models.DateTimeField(null=True, blank=True, help_text="Keep querying a payment until then.")
-    device_id = models.CharField(max_length=100, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
     created_by = models.CharField(max_length=150, help_text="Who asked for it (maker): username or API key.")
-    submitted_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
@@ -167,8 +144,12 @@ class Disbursement(FSMModelMixin, models.Model):
         return f"{self.kind}:{self.pk}:submit"
 
     @property
-    def owner_reference(self) -> str:
-        return f"{self.kind}:{self.pk}"
+    def noun(self) -> str:
+        return self.kind
+
+    @property
+    def transfer_memo(self) -> str:
+        return self.reference or f"{self.kind} {self.pk}"
 
     @property
     def withdrawal_number(self) -> str:
@@ -179,82 +160,26 @@ class Disbursement(FSMModelMixin, models.Model):
     def is_cross_currency(self) -> bool:
         return self.currency != self.source_currency
 
-    # --- transitions: declarations only --------------------------------------------------------
-    @transition(field=status, source=Status.CREATED, target=Status.CHECKING)
-    def start_checks(self): ...
-
-    @transition(field=status, source=Status.CHECKING, target=Status.PENDING_APPROVAL)
-    def request_approval(self): ...
-
-    @transition(field=status, source=Status.CHECKING, target=Status.APPROVED)
-    def approve_auto(self): ...
-
-    @transition(field=status, source=Status.CHECKING, target=Status.FAILED)
-    def fail_checks(self): ...
-
-    @transition(field=status, source=[Status.CHECKING, Status.PENDING_APPROVAL, Status.APPROVED], target=Status.HELD)
-    def hold(self): ...
-
-    @transition(field=status, source=Status.HELD, target=Status.PENDING_APPROVAL)
-    def release(self): ...
-
-    @transition(field=status, source=[Status.APPROVED, Status.UNKNOWN], target=Status.HELD)
-    def hold_for_freeze(self): ...
-
-    @transition(field=status, source=Status.HELD, target=Status.APPROVED)
-    def release_freeze_hold(self): ...
-
-    @transition(field=status, source=Status.PENDING_APPROVAL, target=Status.APPROVED)
-    def approve(self): ...
-
-    @transition(field=status, source=Status.APPROVED, target=Status.SUBMITTED)
-    def submit(self): ...
-
-    @transition(field=status, source=Status.UNKNOWN, target=Status.SUBMITTED)
-    def resubmit(self): ...
-
-    @transition(field=status, source=[Status.SUBMITTED, Status.UNKNOWN], target=Status.PROCESSING)
-    def mark_processing(self): ...
-
-    @transition(field=status, source=[Status.SUBMITTED, Status.PROCESSING], target=Status.UNKNOWN)
-    def mark_unknown(self): ...
-
-    @transition(field=status, source=[Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN], target=Status.PAID)
-    def pay(self): ...
-
-    @transition(field=status, source=[Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN], target=Status.FAILED)
-    def fail(self): ...
-
-    @transition(field=status, source=Status.FAILED, target=Status.APPROVED)
-    def retry(self): ...
-
-    @transition(
-        field=status, source=[Status.PAID, Status.RECALL_REQUESTED, Status.RECALL_FAILED], target=Status.RETURNED
-    )
-    def mark_returned(self): ...
-
-    @transition(field=status, source=[Status.PAID, Status.RECALL_FAILED], target=Status.RECALL_REQUESTED)
-    def request_recall(self): ...
-
-    @transition(field=status, source=Status.RECALL_REQUESTED, target=Status.RECALLED)
-    def mark_recalled(self): ...
-
-    @transition(field=status, source=Status.RECALL_REQUESTED, target=Status.RECALL_FAILED)
-    def mark_recall_failed(self): ...
-
-    @transition(
-        field=status,
-        source=[
-            Status.CREATED,
-            Status.CHECKING,
-            Status.PENDING_APPROVAL,
-            Status.APPROVED,
-            Status.HELD,
-            Status.FAILED,
-        ],
-        target=Status.CANCELLED,
-    )
-    def cancel(self): ...
+    # The kind's own transitions, declared as methods by the kernel (apps.transfers.models): name →
+    # (sources, target). Only declarations: the services lock, transition, save and record.
+    TRANSITIONS = {
+        "start_checks": ([Status.CREATED], Status.CHECKING),
+        "request_approval": ([Status.CHECKING], Status.PENDING_APPROVAL),
+        "approve_auto": ([Status.CHECKING], Status.APPROVED),
+        "fail_checks": ([Status.CHECKING], Status.FAILED),
+        "hold": ([Status.CHECKING, Status.PENDING_APPROVAL, Status.APPROVED], Status.HELD),
+        "release": ([Status.HELD], Status.PENDING_APPROVAL),
+        "approve": ([Status.PENDING_APPROVAL], Status.APPROVED),
+        "pay": ([Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN], Status.PAID),
+        "mark_returned": ([Status.PAID, Status.RECALL_REQUESTED, Status.RECALL_FAILED], Status.RETURNED),
+        "request_recall": ([Status.PAID, Status.RECALL_FAILED], Status.RECALL_REQUESTED),
+        "mark_recalled": ([Status.RECALL_REQUESTED], Status.RECALLED),
+        "mark_recall_failed": ([Status.RECALL_REQUESTED], Status.RECALL_FAILED),
+        "cancel": (
+            [Status.CREATED, Status.CHECKING, Status.PENDING_APPROVAL, Status.APPROVED, Status.HELD, Status.FAILED],
+            Status.CANCELLED,
+        ),
+    }
 
 
 class _KindManager(models.Manager):
@@ -296,26 +221,13 @@ class Withdrawal(Disbursement):
         return f"withdrawal {self.pk} ({self.status})"
 
 
-class DisbursementEvent(models.Model):
-    """One line of a payout's or withdrawal's timeline: what happened, who is responsible, who did it."""
+class DisbursementEvent(TransferEvent):
+    """One line of a payout's or withdrawal's timeline (apps.transfers.models.TransferEvent)."""
 
     disbursement = models.ForeignKey(Disbursement, on_delete=models.CASCADE, related_name="events")
-    code = models.CharField(max_length=48)
-    from_status = models.CharField(max_length=20, blank=True)
-    to_status = models.CharField(max_length=20, blank=True)
-    message_key = models.CharField(max_length=100)
-    responsible_party = models.CharField(max_length=16, choices=Party.choices)
-    actor = models.CharField(max_length=150)
-    detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ("created_at", "id")
+    class Meta(TransferEvent.Meta):
         indexes = [models.Index(fields=["disbursement", "created_at"])]
-        triggers = [append_only("disbursement_event")]
-
-    def __str__(self) -> str:
-        return f"{self.disbursement_id}: {self.code} ({self.from_status}→{self.to_status})"
 
 
 class PrecheckResult(models.Model):

@@ -7,8 +7,8 @@ class RefundsConfig(AppConfig):
     verbose_name = "Refunds"
 
     def ready(self) -> None:
-        from apps.gateways import registry
         from apps.refunds import receivers, routing  # noqa: F401  (signal receivers)
-        from apps.refunds.services import refund_apply_channel_result
+        from apps.refunds.services import REFUNDS
+        from apps.transfers.services import transfer_kind_register
 
-        registry.register("refund", refund_apply_channel_result)
+        transfer_kind_register(REFUNDS)

@@ -9,7 +9,8 @@ requested|approved|manual_review|needs_action|held → cancelled; approved|unkno
 the customer or the destination account is in force at submission, or at a resend the bank said is
 safe) → approved (every freeze holding it was lifted; submitted again on the normal path).
 
-Transition methods only declare; `apps.refunds.services` locks, transitions, saves and records.
+The outbound part (submitted … failed, held) is the kernel's (apps.transfers.models); transition
+methods only declare; `apps.refunds.services` and the kernel lock, transition, save and record.
 """
 
 from __future__ import annotations
@@ -19,26 +20,20 @@ import secrets
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField
 
 from apps.accounts.models import BankAccount, Customer, Merchant
-from apps.common.dbguards import append_only
-from apps.gateways.models import Channel
 from apps.orders.models import Order
+from apps.transfers.models import OutboundTransfer, Party, TransferEvent
 
-
-class Party(models.TextChoices):
-    PLATFORM = "platform", "Platform"
-    BANK = "bank", "Bank"
-    CUSTOMER = "customer", "Customer"
-    MERCHANT = "merchant", "Merchant"
+__all__ = ["Party", "ReasonPhrase", "Refund", "RefundEvent", "SupportTicket"]
 
 
 def _public_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-class Refund(FSMModelMixin, models.Model):
+class Refund(OutboundTransfer):
     class Status(models.TextChoices):
         REQUESTED = "requested", "Requested"
         APPROVED = "approved", "Approved"
@@ -77,11 +72,8 @@ class Refund(FSMModelMixin, models.Model):
     )
     IN_FLIGHT = (Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN)
 
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="refunds")
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refunds")
-    amount = models.BigIntegerField()
-    currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=32, choices=Reason.choices)
     reason_text = models.TextField(blank=True, max_length=2000)
     status = FSMField(default=Status.REQUESTED, choices=Status.choices, protected=True, db_index=True)
@@ -89,33 +81,13 @@ class Refund(FSMModelMixin, models.Model):
     destination_account = models.ForeignKey(
         BankAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"
     )
-    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds")
     # Request ids sent to the channel are "refund:<id>:<submission_seq>"; the sequence moves only when
     # the destination changes (needs_action → approved), so a resend after a timeout reuses it.
     submission_seq = models.PositiveIntegerField(default=1)
-    # Counts approved → submitted moves; ledger references of in-flight postings carry it.
-    attempt = models.PositiveIntegerField(default=0)
-    # Channel calls owed (one per submit/resubmit transition) and claimed: a sender claims with
-    # `UPDATE … SET sent_seq = send_seq WHERE sent_seq < send_seq`, so no call is made twice.
-    send_seq = models.PositiveIntegerField(default=0)
-    sent_seq = models.PositiveIntegerField(default=0)
-    channel_reference = models.CharField(max_length=128, blank=True)
-    failure_code = models.CharField(max_length=64, blank=True)
-    responsible_party = models.CharField(max_length=16, choices=Party.choices, blank=True)
-    retry_count = models.PositiveIntegerField(default=0)
-    next_poll_at = models.DateTimeField(null=True, blank=True)
-    verify_until = models.DateTimeField(
-        null=True, blank=True, help_text="Keep querying a success for late returns until then."
-    )
     expected_arrival_at = models.DateTimeField(null=True, blank=True)
     public_token = models.CharField(max_length=64, unique=True, default=_public_token, editable=False)
-    device_id = models.CharField(max_length=100, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
     requested_by = models.CharField(max_length=100, blank=True)
-    submitted_at = models.DateTimeField(null=True, blank=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.CheckConstraint(name="refund_amount_positive", condition=Q(amount__gt=0))]
@@ -127,91 +99,43 @@ class Refund(FSMModelMixin, models.Model):
     def __str__(self) -> str:
         return f"refund {self.pk} of {self.order} ({self.status})"
 
+    noun = "refund"
+
     @property
     def request_id(self) -> str:
         return f"refund:{self.pk}:{self.submission_seq}"
 
-    # --- transitions: declarations only --------------------------------------------------------
-    @transition(field=status, source=Status.REQUESTED, target=Status.APPROVED)
-    def approve_auto(self): ...
+    @property
+    def transfer_memo(self) -> str:
+        return f"refund of order {self.order.external_id}"
 
-    @transition(field=status, source=Status.REQUESTED, target=Status.MANUAL_REVIEW)
-    def send_to_review(self): ...
-
-    @transition(field=status, source=[Status.REQUESTED, Status.MANUAL_REVIEW], target=Status.REJECTED)
-    def reject(self): ...
-
-    @transition(field=status, source=Status.REQUESTED, target=Status.TECH_SUPPORT)
-    def route_to_tech_support(self): ...
-
-    @transition(field=status, source=Status.MANUAL_REVIEW, target=Status.APPROVED)
-    def approve_review(self): ...
-
-    @transition(field=status, source=Status.APPROVED, target=Status.SUBMITTED)
-    def submit(self): ...
-
-    @transition(field=status, source=Status.UNKNOWN, target=Status.SUBMITTED)
-    def resubmit(self): ...
-
-    @transition(field=status, source=[Status.SUBMITTED, Status.UNKNOWN], target=Status.PROCESSING)
-    def mark_processing(self): ...
-
-    @transition(field=status, source=[Status.SUBMITTED, Status.PROCESSING], target=Status.UNKNOWN)
-    def mark_unknown(self): ...
-
-    @transition(field=status, source=[Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN], target=Status.SUCCEEDED)
-    def succeed(self): ...
-
-    @transition(field=status, source=[Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN], target=Status.FAILED)
-    def fail(self): ...
-
-    @transition(field=status, source=Status.FAILED, target=Status.APPROVED)
-    def retry(self): ...
-
-    # From approved: the channel refused the destination's holder name before anything was sent.
-    @transition(field=status, source=[Status.FAILED, Status.APPROVED], target=Status.NEEDS_ACTION)
-    def require_action(self): ...
-
-    @transition(field=status, source=Status.NEEDS_ACTION, target=Status.APPROVED)
-    def action_taken(self): ...
-
-    @transition(field=status, source=Status.SUCCEEDED, target=Status.REVERSED)
-    def reverse(self): ...
-
-    @transition(field=status, source=[Status.APPROVED, Status.UNKNOWN], target=Status.HELD)
-    def hold_for_freeze(self): ...
-
-    @transition(field=status, source=Status.HELD, target=Status.APPROVED)
-    def release_hold(self): ...
-
-    @transition(
-        field=status,
-        source=[Status.REQUESTED, Status.APPROVED, Status.MANUAL_REVIEW, Status.NEEDS_ACTION, Status.HELD],
-        target=Status.CANCELLED,
-    )
-    def cancel(self): ...
+    # The kind's own transitions, declared as methods by the kernel (apps.transfers.models): name →
+    # (sources, target). Only declarations: the services lock, transition, save and record.
+    TRANSITIONS = {
+        "approve_auto": ([Status.REQUESTED], Status.APPROVED),
+        "send_to_review": ([Status.REQUESTED], Status.MANUAL_REVIEW),
+        "reject": ([Status.REQUESTED, Status.MANUAL_REVIEW], Status.REJECTED),
+        "route_to_tech_support": ([Status.REQUESTED], Status.TECH_SUPPORT),
+        "approve_review": ([Status.MANUAL_REVIEW], Status.APPROVED),
+        "succeed": ([Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN], Status.SUCCEEDED),
+        # From approved: the channel refused the destination's holder name before anything was sent.
+        "require_action": ([Status.FAILED, Status.APPROVED], Status.NEEDS_ACTION),
+        "action_taken": ([Status.NEEDS_ACTION], Status.APPROVED),
+        "reverse": ([Status.SUCCEEDED], Status.REVERSED),
+        "cancel": (
+            [Status.REQUESTED, Status.APPROVED, Status.MANUAL_REVIEW, Status.NEEDS_ACTION, Status.HELD],
+            Status.CANCELLED,
+        ),
+    }
 
 
-class RefundEvent(models.Model):
-    """One line of a refund's timeline: what happened, why, who is responsible, who did it."""
+class RefundEvent(TransferEvent):
+    """One line of a refund's timeline (apps.transfers.models.TransferEvent)."""
 
     refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="events")
-    code = models.CharField(max_length=48)
-    from_status = models.CharField(max_length=16, blank=True)
-    to_status = models.CharField(max_length=16, blank=True)
-    message_key = models.CharField(max_length=100)
-    responsible_party = models.CharField(max_length=16, choices=Party.choices)
-    actor = models.CharField(max_length=100)
-    detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ("created_at", "id")
+    class Meta(TransferEvent.Meta):
         indexes = [models.Index(fields=["refund", "created_at"])]
-        triggers = [append_only("refund_event")]
-
-    def __str__(self) -> str:
-        return f"{self.refund_id}: {self.code} ({self.from_status}→{self.to_status})"
 
 
 class ReasonPhrase(models.Model):

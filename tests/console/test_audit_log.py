@@ -20,8 +20,9 @@ from apps.notifications.models import Template
 from apps.notifications.services import template_save
 from apps.payouts.models import Disbursement
 from apps.refunds.models import Refund
-from apps.refunds.services import refund_cancel, refund_retry, refund_update_destination
+from apps.refunds.services import REFUNDS, refund_cancel, refund_update_destination
 from apps.risk.models import ListEntry, Rule
+from apps.transfers.services import transfer_retry
 from tests.console.support import pending_payout, reviewed_refund, staff
 from tests.refunds.conftest import open_order, request_refund
 
@@ -150,7 +151,7 @@ def test_a_retry_outside_any_request_is_the_systems(merchant):
     Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.FAILED, next_poll_at="2026-01-01T00:00:00Z")
 
     with audit_context(task="apps.refunds.tasks.refund_poll_task"):
-        refund_retry(refund_id=refund.pk)
+        transfer_retry(REFUNDS, refund.pk)
 
     entry = only("refund.retry")
     assert entry.actor == "system:apps.refunds.tasks.refund_poll_task"

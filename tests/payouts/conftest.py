@@ -31,8 +31,9 @@ from apps.gateways.services import ensure_sandbox_channel
 from apps.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from apps.ledger.services import Line, ledger_account_get_or_create, ledger_post
 from apps.payouts.models import Disbursement
-from apps.payouts.services import payout_claim_due, payout_poll
+from apps.payouts.services import DISBURSEMENTS
 from apps.payouts.signals import payout_anomaly
+from apps.transfers.poller import transfer_claim_due, transfer_poll
 from tests.factories import CustomerFactory
 from tests.gateways.conftest import HOLDER, bank, sandbox_settings  # noqa: F401 (fixtures)
 from tests.gateways.inproc_bank import install_inproc_bank, point_settings_at_inproc_bank
@@ -221,9 +222,9 @@ def deliver_webhooks() -> int:
 
 def run_poller() -> list[int]:
     """One beat tick of the poller, inline: claim what is due, poll each claimed row."""
-    ids = payout_claim_due(limit=100)
+    ids = transfer_claim_due(DISBURSEMENTS, limit=100)
     for pk in ids:
-        payout_poll(disbursement_id=pk)
+        transfer_poll(DISBURSEMENTS, pk)
     return ids
 
 

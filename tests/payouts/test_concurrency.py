@@ -13,7 +13,8 @@ from django.db import connection
 from apps.common.errors import ServiceError
 from apps.gateways.models import ChannelCall, SandboxTransfer
 from apps.payouts.models import Disbursement
-from apps.payouts.services import payout_approve, payout_create, payout_poll, payout_submit
+from apps.payouts.services import DISBURSEMENTS, payout_approve, payout_create, payout_submit
+from apps.transfers.poller import transfer_poll
 from tests.payouts.conftest import (
     account_body,
     fund_merchant,
@@ -97,7 +98,7 @@ def test_racing_approvers_and_redelivered_tasks_submit_a_large_payout_once(
     # Two approvals move it; every later one finds it no longer waiting.
     assert len(refusals) == THREADS - 2
     assert {r.code for r in refusals} == {"invalid_state"}
-    race(lambda i: payout_submit(disbursement_id=d.pk) if i % 2 else payout_poll(disbursement_id=d.pk))
+    race(lambda i: payout_submit(disbursement_id=d.pk) if i % 2 else transfer_poll(DISBURSEMENTS, d.pk))
 
     d.refresh_from_db()
     assert d.status == S.PROCESSING

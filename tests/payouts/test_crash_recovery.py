@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 S = Disbursement.Status
 AMOUNT = 5000
 
-# step → (seam patched in apps.payouts.services, die before or after it, crashes there for 0000 and
+# step → (seam patched in apps.transfers.services, die before or after it, crashes there for 0000 and
 # 0005); see the refund module for why each step is reached as often as it is.
 STEPS = {
     "inside_the_submit_transaction": ("channel_for", "after", {"0000": 3, "0005": 3}),
@@ -75,7 +75,7 @@ def test_a_crash_at_each_submit_step_resumes_with_one_bank_call(merchant, inproc
     d = create(merchant, kind, suffix)
     assert d.status == S.APPROVED  # its submit task is ours to run: on_commit never fires here
 
-    with crash_at(f"apps.payouts.services.{seam}", when=when, times=3) as crash:
+    with crash_at(f"apps.transfers.services.{seam}", when=when, times=3) as crash:
         with suppress(Killed):
             payout_submit_task.delay(d.pk)
         with suppress(Killed):

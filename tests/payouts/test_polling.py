@@ -8,7 +8,11 @@ import pytest
 from apps.gateways.models import ChannelCall, SandboxTransfer
 from apps.payouts import services
 from apps.payouts.models import Disbursement
+from apps.payouts.services import DISBURSEMENTS
 from apps.payouts.tasks import payout_poll_due_task
+from apps.transfers import services as transfer_services
+from apps.transfers.poller import transfer_claim_due
+from apps.transfers.services import transfer_resend
 from tests.payouts.conftest import (
     POLL_INTERVAL,
     SETTLE_AFTER,
@@ -72,7 +76,7 @@ def test_the_beat_tick_claims_due_rows_in_chunks_and_queries_each_once(
         d.refresh_from_db()
         assert d.status == S.PAID
         assert (calls(d, "submit"), calls(d, "query")) == (1, 1)
-    assert services.payout_claim_due(limit=10) == []  # paid rows wait for their verification poll
+    assert transfer_claim_due(DISBURSEMENTS, limit=10) == []  # paid rows wait for their verification poll
     assert in_flight() == 0
 
 
@@ -108,7 +112,7 @@ def test_a_submit_that_died_before_the_bank_call_is_found_by_a_query_and_sent_on
     def die(**kwargs):
         raise RuntimeError("process died before the call")
 
-    monkeypatch.setattr(services, "channel_submit", die)
+    monkeypatch.setattr(transfer_services, "channel_submit", die)
     with pytest.raises(RuntimeError):
         services.payout_submit(disbursement_id=d.pk)
     monkeypatch.undo()
@@ -117,7 +121,7 @@ def test_a_submit_that_died_before_the_bank_call_is_found_by_a_query_and_sent_on
     assert d.has_funds_in_flight
     assert ChannelCall.objects.filter(action="submit").count() == 0
     # A redelivered task finds the call claimed and sends nothing.
-    services.payout_resend(disbursement_id=d.pk)
+    transfer_resend(DISBURSEMENTS, d.pk)
     assert ChannelCall.objects.filter(action="submit").count() == 0
 
     # Our own call's timeout (the channel's 5 s) and the query delay have passed: the call can no

@@ -28,18 +28,17 @@ from apps.gateways.sandbox.bank import event_body
 from apps.gateways.services import webhook_receive
 from apps.gateways.signing import SIGNATURE_HEADER, signature_header
 from apps.ledger.models import LedgerAccount, LedgerEntry
+from apps.payouts.incidents import payout_recall_request, payout_recall_send
 from apps.payouts.models import Disbursement, Kind
 from apps.payouts.services import (
+    DISBURSEMENTS,
     payout_approve,
     payout_cancel,
     payout_create,
-    payout_recall_request,
-    payout_recall_send,
-    payout_resend,
-    payout_retry,
     payout_submit,
     withdrawal_create,
 )
+from apps.transfers.services import transfer_resend, transfer_retry
 from tests.factories import CustomerFactory, MerchantFactory
 from tests.payouts.conftest import (
     HOLDER,
@@ -158,7 +157,7 @@ class PayoutMachine(RuleBasedStateMachine):
         d = self._pick(data, S.APPROVED, S.SUBMITTED, S.PROCESSING, S.UNKNOWN, S.PAID)
         if d is not None:
             payout_submit(disbursement_id=d.pk)
-            payout_resend(disbursement_id=d.pk)
+            transfer_resend(DISBURSEMENTS, d.pk)
 
     @rule(seconds=st.sampled_from([1, 3, 5, 11, 30, 70, 3600]))
     def advance(self, seconds):
@@ -189,7 +188,7 @@ class PayoutMachine(RuleBasedStateMachine):
     def retry(self, data):
         d = self._pick(data, S.FAILED)
         if d is not None:
-            payout_retry(disbursement_id=d.pk)
+            transfer_retry(DISBURSEMENTS, d.pk)
 
     @rule(data=st.data())
     def recall(self, data):

@@ -9,8 +9,8 @@ from apps.accounts.selectors import bank_account_is_frozen, customer_is_frozen
 from apps.accounts.services import bank_account_get_or_create
 from apps.common.models import AuditEntry
 from apps.ledger.models import LedgerTransaction
+from apps.payouts.incidents import payout_recall_request
 from apps.payouts.models import Approval, Disbursement, Incident
-from apps.payouts.services import payout_recall_request
 from tests.factories import CustomerFactory
 from tests.payouts.conftest import (
     INCIDENTS,
@@ -236,7 +236,8 @@ def test_staff_search_the_case_library_in_the_admin_and_admin_actions_go_through
     client, merchant, inproc_bank, payout_settings, django_capture_on_commit_callbacks
 ):
     from apps.accounts.models import User
-    from apps.payouts.services import incident_open, incident_resolve, payout_create
+    from apps.payouts.incidents import incident_open, incident_resolve
+    from apps.payouts.services import payout_create
 
     operator = User.objects.create(username="ops", is_staff=True, is_superuser=True)
     client.force_login(operator)

@@ -12,8 +12,9 @@ import time_machine
 from django.utils import timezone
 
 from apps.gateways.sandbox.bank import sandbox_bank_deliver_webhooks
-from apps.refunds.services import refund_claim_due, refund_poll
+from apps.refunds.services import REFUNDS
 from apps.refunds.signals import refund_anomaly
+from apps.transfers.poller import transfer_claim_due, transfer_poll
 from tests.gateways.conftest import HOLDER, bank, sandbox_settings  # noqa: F401 (fixtures)
 
 POLL_INTERVAL = 5
@@ -76,9 +77,9 @@ def deliver_webhooks() -> int:
 
 def run_poller() -> list[int]:
     """One beat tick of the poller, run inline: claim what is due, poll each claimed refund."""
-    ids = refund_claim_due(limit=100)
+    ids = transfer_claim_due(REFUNDS, limit=100)
     for refund_id in ids:
-        refund_poll(refund_id=refund_id)
+        transfer_poll(REFUNDS, refund_id)
     return ids
 
 

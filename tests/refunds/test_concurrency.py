@@ -24,7 +24,8 @@ from apps.common.errors import ServiceError
 from apps.gateways.models import ChannelCall, SandboxTransfer
 from apps.gateways.sandbox.bank import sandbox_bank_deliver_webhooks
 from apps.refunds.models import Refund
-from apps.refunds.services import refund_claim_due, refund_request
+from apps.refunds.services import REFUNDS, refund_request
+from apps.transfers.poller import transfer_claim_due
 from tests.gateways.conftest import SETTLE, later
 from tests.gateways.inproc_bank import inproc_sandbox  # noqa: F401 (fixture)
 from tests.refunds.support import body, make_order, post_refund
@@ -299,7 +300,7 @@ def test_four_pollers_claim_disjoint_sets_covering_all_due_refunds(merchant):
     claimed: list[list[int]] = [[] for _ in range(4)]
 
     def poller(index: int) -> None:
-        while ids := refund_claim_due(limit=7, lease=timedelta(hours=1)):
+        while ids := transfer_claim_due(REFUNDS, limit=7, lease=timedelta(hours=1)):
             claimed[index].extend(ids)
             time.sleep(0.001)  # let the others in, as separate workers would be
 

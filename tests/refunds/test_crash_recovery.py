@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db
 
 S = Refund.Status
 
-# step → (seam patched in apps.refunds.services, die before or after it, crashes there for 0000 and
+# step → (seam patched in apps.transfers.services, die before or after it, crashes there for 0000 and
 # for 0005). A step the recovery path reaches again is crashed 3 times. The bank call is reached
 # once, and that is the guarantee: recovery queries, it never sends blindly. Every answer written
 # is crashed after: the submit's answer and the poll's that settles it (0000), or only the poll's
@@ -59,7 +59,7 @@ def test_a_crash_at_each_submit_step_resumes_with_one_bank_call(
     )
     assert refund.status == S.APPROVED  # its submit task is ours to run: on_commit never fires here
 
-    with crash_at(f"apps.refunds.services.{seam}", when=when, times=3) as crash:
+    with crash_at(f"apps.transfers.services.{seam}", when=when, times=3) as crash:
         with suppress(Killed):
             refund_submit_task.delay(refund.pk)
         with suppress(Killed):

@@ -7,8 +7,9 @@ import pytest
 from apps.gateways.models import ChannelCall
 from apps.ledger.models import LedgerTransaction
 from apps.refunds.models import Refund
-from apps.refunds.services import refund_claim_due, refund_poll_batch
+from apps.refunds.services import REFUNDS
 from apps.refunds.tasks import refund_poll_due_task
+from apps.transfers.poller import transfer_claim_due, transfer_poll_batch
 from tests.refunds.conftest import AMOUNT, POLL_INTERVAL
 from tests.refunds.test_sandbox_suffixes import SETTLE_AFTER, calls, codes, in_flight, payable, start
 
@@ -22,12 +23,12 @@ def test_a_concurrent_batch_poll_moves_every_refund_once_with_one_query_each(
     started = [start(api, suffix) for suffix in ("0000", "0000", "0002", "0000")]
     clock.advance(SETTLE_AFTER + POLL_INTERVAL)
 
-    ids = refund_claim_due(limit=100)
+    ids = transfer_claim_due(REFUNDS, limit=100)
     assert sorted(ids) == sorted(refund.pk for refund, _ in started)
-    polled = refund_poll_batch(refund_ids=ids)
+    polled = transfer_poll_batch(REFUNDS, ids)
 
     assert sorted(refund.pk for refund in polled) == sorted(ids)
-    assert refund_claim_due(limit=100) == []  # still leased: nobody polls them twice
+    assert transfer_claim_due(REFUNDS, limit=100) == []  # still leased: nobody polls them twice
     for refund, _ in started:
         refund.refresh_from_db()
         assert calls(refund.pk, "submit") == 1

@@ -3,6 +3,7 @@ signed webhooks and the poller → final state, timeline, channel calls, bank ex
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import random
@@ -15,11 +16,12 @@ from apps.gateways.models import Channel, ChannelCall, InboundWebhook, SandboxTr
 from apps.gateways.sandbox.bank import outage_set
 from apps.gateways.signing import signature_header
 from apps.ledger.models import LedgerAccount, LedgerTransaction
-from apps.refunds import services
 from apps.refunds.models import Refund
-from apps.refunds.services import refund_update_destination
+from apps.refunds.services import REFUNDS, refund_update_destination
 from apps.refunds.tasks import refund_poll_due_task
 from apps.track.messages import step_text
+from apps.transfers import services as transfer_services
+from apps.transfers.poller import transfer_poll
 from tests.gateways.conftest import HOLDER
 from tests.refunds.conftest import (
     AMOUNT,
@@ -751,7 +753,7 @@ def test_a_crash_between_commit_and_call_is_found_by_a_query_and_sent_once(
 ):
     """G3, "after save, before call": the refund is committed `submitted` but the bank never hears
     of it. The poller's query finds nothing, so it is sent again, once, under the same request id."""
-    monkeypatch.setattr(services, "_send", lambda refund: refund)  # the worker dies right after commit
+    monkeypatch.setattr(transfer_services, "_send", lambda policy, refund: refund)  # the worker dies right after commit
     refund, owed = start(api, "0000")
     monkeypatch.undo()
     refund.refresh_from_db()
@@ -780,10 +782,10 @@ def test_a_crash_between_commit_and_call_is_found_by_a_query_and_sent_once(
 
 
 def test_a_submitted_refund_whose_call_may_still_be_running_is_not_resent(api, bank, refund_settings, monkeypatch):
-    monkeypatch.setattr(services, "_send", lambda refund: refund)
+    monkeypatch.setattr(transfer_services, "_send", lambda policy, refund: refund)
     refund, _ = start(api, "0000")
     monkeypatch.undo()
-    refund = services.refund_poll(refund_id=refund.pk)  # at once: the call could still be on its way
+    refund = transfer_poll(REFUNDS, refund.pk)  # at once: the call could still be on its way
 
     refund.refresh_from_db()
     assert refund.status == Refund.Status.SUBMITTED
@@ -796,8 +798,8 @@ def test_two_workers_holding_the_same_submitted_refund_call_the_bank_once(
 ):
     """G3/G7: a send task delivered twice (broker redelivery, racing workers) makes one call:
     both copies loaded the refund as `submitted`, only one wins the claim on the owed send."""
-    real_send = services._send
-    monkeypatch.setattr(services, "_send", lambda refund: refund)  # commit `submitted`, send nothing yet
+    real_send = functools.partial(transfer_services._send, REFUNDS)
+    monkeypatch.setattr(transfer_services, "_send", lambda policy, refund: refund)  # commit `submitted`, send nothing
     refund, _owed = start(api, "0000")
     monkeypatch.undo()
     first_copy = Refund.objects.select_related("channel", "destination_account").get(pk=refund.pk)
