@@ -11,13 +11,11 @@ from apps.common.errors import ServiceError
 class EventInline(ReadOnlyInline):
     model = AlertEvent
     fields = ("at", "code", "from_status", "to_status", "actor", "detail")
-    readonly_fields = fields
 
 
 class DeliveryInline(ReadOnlyInline):
     model = AlertDelivery
     fields = ("created_at", "channel", "target", "status", "escalation_level")
-    readonly_fields = fields
 
 
 def _each(modeladmin, request, queryset, action, done: str) -> None:

@@ -17,11 +17,30 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ServiceActionsAdmin(admin.ModelAdmin):
+    """Rows that move only through their app's services (a state machine with its timeline): every
+    field is shown read-only, nothing is added or deleted here, and an operator acts on a row only
+    through admin actions that call those services."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ReadOnlyInline(admin.TabularInline):
-    """A service-written child table shown on its parent's page: nothing added, changed or removed."""
+    """A service-written child table (a timeline, pre-checks, approvals) shown on its parent's page:
+    nothing added, changed or removed. `fields` names the columns shown, all of them read-only."""
 
     extra = 0
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields or super().get_readonly_fields(request, obj)
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -3,7 +3,7 @@ ledger and timeline rules hold for operators too)."""
 
 from django.contrib import admin, messages
 
-from apps.common.admin import ReadOnlyInline
+from apps.common.admin import ReadOnlyInline, ServiceActionsAdmin
 from apps.common.errors import ServiceError
 from apps.payouts.models import Approval, DisbursementEvent, Incident, IncidentStep, Payout, PrecheckResult, Withdrawal
 from apps.payouts.services import (
@@ -19,19 +19,16 @@ from apps.payouts.services import (
 class EventInline(ReadOnlyInline):
     model = DisbursementEvent
     fields = ("created_at", "code", "from_status", "to_status", "responsible_party", "actor", "detail")
-    readonly_fields = fields
 
 
 class PrecheckInline(ReadOnlyInline):
     model = PrecheckResult
     fields = ("name", "result", "responsible_party", "detail")
-    readonly_fields = fields
 
 
 class ApprovalInline(ReadOnlyInline):
     model = Approval
     fields = ("approver", "note", "created_at")
-    readonly_fields = fields
 
 
 def _each(modeladmin, request, queryset, action, done: str) -> None:
@@ -46,7 +43,7 @@ def _each(modeladmin, request, queryset, action, done: str) -> None:
         modeladmin.message_user(request, f"{ok} {done}.", level=messages.SUCCESS)
 
 
-class _DisbursementAdmin(admin.ModelAdmin):
+class _DisbursementAdmin(ServiceActionsAdmin):
     """Read-only: payouts and withdrawals move only through services (API, actions, workers)."""
 
     list_display = ("id", "merchant", "amount", "currency", "status", "channel", "failure_code", "created_at")
@@ -54,15 +51,6 @@ class _DisbursementAdmin(admin.ModelAdmin):
     search_fields = ("=id", "reference", "customer__external_id", "channel_reference", "destination_account__last4")
     inlines = [PrecheckInline, ApprovalInline, EventInline]
     actions = ["approve", "cancel", "release", "recall", "open_incident"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Approve (as me; maker-checker applies; a second approval needing a code: console)")
     def approve(self, request, queryset):
@@ -142,11 +130,10 @@ class WithdrawalAdmin(_DisbursementAdmin):
 class IncidentStepInline(ReadOnlyInline):
     model = IncidentStep
     fields = ("created_at", "action", "actor", "amount", "notes", "detail")
-    readonly_fields = fields
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(ServiceActionsAdmin):
     """The case library: search resolved incidents by what happened and why."""
 
     list_display = (
@@ -163,15 +150,6 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ("summary", "root_cause", "category", "steps__notes", "=disbursement__id")
     inlines = [IncidentStepInline]
     actions = ["escalate"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Incident._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Escalate to legal")
     def escalate(self, request, queryset):
