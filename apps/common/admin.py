@@ -1,6 +1,24 @@
-from django.contrib import admin
+from collections.abc import Callable, Iterable
 
+from django.contrib import admin, messages
+
+from apps.common.errors import ServiceError
 from apps.common.models import AuditEntry, PeriodicRun, WorkerHeartbeat
+
+
+def act_on_each(modeladmin: admin.ModelAdmin, request, rows: Iterable, action: Callable, done: str) -> None:
+    """An admin action over the selected rows: `action` (a call to the owning app's service) runs for
+    each row on its own, a row the service refuses is reported by name with its message, and the
+    rows done are counted ("3 approved.")."""
+    ok = 0
+    for row in rows:
+        try:
+            action(row)
+            ok += 1
+        except ServiceError as exc:
+            modeladmin.message_user(request, f"{row}: {exc.message}", level=messages.ERROR)
+    if ok:
+        modeladmin.message_user(request, f"{ok} {done}.", level=messages.SUCCESS)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

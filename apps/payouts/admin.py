@@ -1,10 +1,9 @@
 """Admin: everything read-only; actions call the services (so the state machine, maker-checker,
 ledger and timeline rules hold for operators too)."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from apps.common.admin import ReadOnlyInline, ServiceActionsAdmin
-from apps.common.errors import ServiceError
+from apps.common.admin import ReadOnlyInline, ServiceActionsAdmin, act_on_each
 from apps.payouts.models import Approval, DisbursementEvent, Incident, IncidentStep, Payout, PrecheckResult, Withdrawal
 from apps.payouts.services import (
     incident_escalate,
@@ -31,18 +30,6 @@ class ApprovalInline(ReadOnlyInline):
     fields = ("approver", "note", "created_at")
 
 
-def _each(modeladmin, request, queryset, action, done: str) -> None:
-    ok = 0
-    for row in queryset:
-        try:
-            action(row)
-            ok += 1
-        except ServiceError as exc:
-            modeladmin.message_user(request, f"{row}: {exc.message}", level=messages.ERROR)
-    if ok:
-        modeladmin.message_user(request, f"{ok} {done}.", level=messages.SUCCESS)
-
-
 class _DisbursementAdmin(ServiceActionsAdmin):
     """Read-only: payouts and withdrawals move only through services (API, actions, workers)."""
 
@@ -54,14 +41,14 @@ class _DisbursementAdmin(ServiceActionsAdmin):
 
     @admin.action(description="Approve (as me; maker-checker applies; a second approval needing a code: console)")
     def approve(self, request, queryset):
-        _each(
+        act_on_each(
             self, request, queryset, lambda d: payout_approve(disbursement_id=d.pk, approver=request.user), "approved"
         )
 
     @admin.action(description="Cancel")
     def cancel(self, request, queryset):
         actor = request.user.get_username()
-        _each(
+        act_on_each(
             self,
             request,
             queryset,
@@ -72,12 +59,12 @@ class _DisbursementAdmin(ServiceActionsAdmin):
     @admin.action(description="Release from hold (to approval)")
     def release(self, request, queryset):
         actor = request.user.get_username()
-        _each(self, request, queryset, lambda d: payout_release(disbursement_id=d.pk, actor=actor), "released")
+        act_on_each(self, request, queryset, lambda d: payout_release(disbursement_id=d.pk, actor=actor), "released")
 
     @admin.action(description="Request a recall from the channel")
     def recall(self, request, queryset):
         actor = request.user.get_username()
-        _each(
+        act_on_each(
             self,
             request,
             queryset,
@@ -88,7 +75,7 @@ class _DisbursementAdmin(ServiceActionsAdmin):
     @admin.action(description="Open an incident")
     def open_incident(self, request, queryset):
         actor = request.user.get_username()
-        _each(
+        act_on_each(
             self,
             request,
             queryset,
@@ -154,4 +141,4 @@ class IncidentAdmin(ServiceActionsAdmin):
     @admin.action(description="Escalate to legal")
     def escalate(self, request, queryset):
         actor = request.user.get_username()
-        _each(self, request, queryset, lambda i: incident_escalate(incident_id=i.pk, actor=actor), "escalated")
+        act_on_each(self, request, queryset, lambda i: incident_escalate(incident_id=i.pk, actor=actor), "escalated")
