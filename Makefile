@@ -37,9 +37,11 @@ run: seed
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# lint-imports holds the apps to their floors (pyproject.toml [tool.importlinter], docs/architecture.md).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -1,11 +1,13 @@
-from django.urls import path
-
 from apps.accounts import api
+from apps.common.routes import resource_paths
 
 urlpatterns = [
-    path("customers", api.CustomerListCreateView.as_view(), name="customer-list"),
-    path("customers/<int:pk>", api.CustomerDetailView.as_view(), name="customer-detail"),
-    path("freezes", api.FreezeListView.as_view(), name="freeze-list"),
-    path("freezes/<int:pk>", api.FreezeDetailView.as_view(), name="freeze-detail"),
-    path("freezes/<int:pk>/lift", api.FreezeLiftView.as_view(), name="freeze-lift"),
+    *resource_paths("customers", "customer", list_view=api.CustomerListCreateView, detail_view=api.CustomerDetailView),
+    *resource_paths(
+        "freezes",
+        "freeze",
+        list_view=api.FreezeListView,
+        detail_view=api.FreezeDetailView,
+        actions={"lift": api.FreezeLiftView},
+    ),
 ]

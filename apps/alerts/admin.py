@@ -1,35 +1,20 @@
 """Admin: alerts are read-only; ack, resolve and silence expiry are actions calling the services."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 
 from apps.alerts.models import Alert, AlertDelivery, AlertEvent, Silence
 from apps.alerts.services import alert_ack, alert_resolve, silence_expire
-from apps.common.admin import ReadOnlyAdmin, ReadOnlyInline
-from apps.common.errors import ServiceError
+from apps.common.admin import ReadOnlyAdmin, ReadOnlyInline, act_on_each
 
 
 class EventInline(ReadOnlyInline):
     model = AlertEvent
     fields = ("at", "code", "from_status", "to_status", "actor", "detail")
-    readonly_fields = fields
 
 
 class DeliveryInline(ReadOnlyInline):
     model = AlertDelivery
     fields = ("created_at", "channel", "target", "status", "escalation_level")
-    readonly_fields = fields
-
-
-def _each(modeladmin, request, queryset, action, done: str) -> None:
-    ok = 0
-    for row in queryset:
-        try:
-            action(row)
-            ok += 1
-        except ServiceError as exc:
-            modeladmin.message_user(request, f"{row}: {exc.message}", level=messages.ERROR)
-    if ok:
-        modeladmin.message_user(request, f"{ok} {done}.", level=messages.SUCCESS)
 
 
 @admin.register(Alert)
@@ -54,7 +39,7 @@ class AlertAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Acknowledge")
     def ack(self, request, queryset):
-        _each(
+        act_on_each(
             self,
             request,
             queryset,
@@ -64,7 +49,7 @@ class AlertAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Resolve")
     def resolve(self, request, queryset):
-        _each(
+        act_on_each(
             self,
             request,
             queryset,
@@ -87,7 +72,7 @@ class SilenceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Expire now")
     def expire(self, request, queryset):
-        _each(
+        act_on_each(
             self,
             request,
             queryset,

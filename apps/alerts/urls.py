@@ -1,12 +1,15 @@
-from django.urls import path
-
 from apps.alerts import api
+from apps.common.routes import resource_paths
 
 urlpatterns = [
-    path("alerts", api.AlertListView.as_view(), name="alert-list"),
-    path("alerts/<int:pk>", api.AlertDetailView.as_view(), name="alert-detail"),
-    path("alerts/<int:pk>/ack", api.AlertAckView.as_view(), name="alert-ack"),
-    path("alerts/<int:pk>/resolve", api.AlertResolveView.as_view(), name="alert-resolve"),
-    path("silences", api.SilenceListCreateView.as_view(), name="silence-list"),
-    path("silences/<int:pk>/expire", api.SilenceExpireView.as_view(), name="silence-expire"),
+    *resource_paths(
+        "alerts",
+        "alert",
+        list_view=api.AlertListView,
+        detail_view=api.AlertDetailView,
+        actions={"ack": api.AlertAckView, "resolve": api.AlertResolveView},
+    ),
+    *resource_paths(
+        "silences", "silence", list_view=api.SilenceListCreateView, actions={"expire": api.SilenceExpireView}
+    ),
 ]

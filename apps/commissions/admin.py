@@ -22,7 +22,7 @@ class _ReadOnly(ReadOnlyAdmin):
 
 class CommissionEventInline(ReadOnlyInline):
     model = CommissionEvent
-    readonly_fields = (
+    fields = (
         "code",
         "from_status",
         "to_status",
@@ -33,7 +33,6 @@ class CommissionEventInline(ReadOnlyInline):
         "actor",
         "created_at",
     )
-    fields = readonly_fields
 
 
 @admin.register(Commission)

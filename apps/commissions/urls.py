@@ -1,10 +1,14 @@
-from django.urls import path
-
 from apps.commissions import api
+from apps.common.routes import resource_paths
 
 urlpatterns = [
-    path("commissions", api.CommissionListView.as_view(), name="commission-list"),
-    path("commissions/<int:pk>", api.CommissionDetailView.as_view(), name="commission-detail"),
-    path("commission-plans", api.CommissionPlanListCreateView.as_view(), name="commission-plan-list"),
-    path("commission-plans/<int:pk>", api.CommissionPlanDetailView.as_view(), name="commission-plan-detail"),
+    *resource_paths(
+        "commissions", "commission", list_view=api.CommissionListView, detail_view=api.CommissionDetailView
+    ),
+    *resource_paths(
+        "commission-plans",
+        "commission-plan",
+        list_view=api.CommissionPlanListCreateView,
+        detail_view=api.CommissionPlanDetailView,
+    ),
 ]

@@ -34,7 +34,7 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
 class ReconciliationItemInline(ReadOnlyInline):
     model = ReconciliationItem
     verbose_name_plural = "Mismatches"
-    fields = readonly_fields = (
+    fields = (
         "kind",
         "severity",
         "reference",

@@ -1,8 +1,9 @@
-from django.urls import path
-
+from apps.common.routes import resource_paths
 from apps.ledger import api
 
-urlpatterns = [
-    path("reconciliations", api.ReconciliationListCreateView.as_view(), name="reconciliation-list"),
-    path("reconciliations/<int:pk>", api.ReconciliationDetailView.as_view(), name="reconciliation-detail"),
-]
+urlpatterns = resource_paths(
+    "reconciliations",
+    "reconciliation",
+    list_view=api.ReconciliationListCreateView,
+    detail_view=api.ReconciliationDetailView,
+)

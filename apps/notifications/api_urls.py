@@ -2,11 +2,13 @@
 
 from django.urls import path
 
+from apps.common.routes import resource_paths
 from apps.notifications import api
 
 urlpatterns = [
-    path("notifications", api.NotificationListView.as_view(), name="notification-list"),
-    path("notifications/<int:pk>", api.NotificationDetailView.as_view(), name="notification-detail"),
+    *resource_paths(
+        "notifications", "notification", list_view=api.NotificationListView, detail_view=api.NotificationDetailView
+    ),
     path("customers/<str:external_id>/inbox", api.CustomerInboxView.as_view(), name="customer-inbox"),
     path("customers/<str:external_id>/inbox/read", api.CustomerInboxReadView.as_view(), name="customer-inbox-read"),
     path(

@@ -1,11 +1,13 @@
-from django.urls import path
-
+from apps.common.routes import resource_paths
 from apps.orders import api
 
 urlpatterns = [
-    path("products", api.ProductListCreateView.as_view(), name="product-list"),
-    path("products/<int:pk>", api.ProductDetailView.as_view(), name="product-detail"),
-    path("orders", api.OrderListCreateView.as_view(), name="order-list"),
-    path("orders/<int:pk>", api.OrderDetailView.as_view(), name="order-detail"),
-    path("orders/<int:pk>/usage", api.OrderUsageView.as_view(), name="order-usage"),
+    *resource_paths("products", "product", list_view=api.ProductListCreateView, detail_view=api.ProductDetailView),
+    *resource_paths(
+        "orders",
+        "order",
+        list_view=api.OrderListCreateView,
+        detail_view=api.OrderDetailView,
+        actions={"usage": api.OrderUsageView},
+    ),
 ]

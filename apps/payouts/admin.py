@@ -1,10 +1,9 @@
 """Admin: everything read-only; actions call the services (so the state machine, maker-checker,
 ledger and timeline rules hold for operators too)."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from apps.common.admin import ReadOnlyInline
-from apps.common.errors import ServiceError
+from apps.common.admin import ReadOnlyInline, ServiceActionsAdmin, act_on_each
 from apps.payouts.incidents import incident_escalate, incident_open, payout_recall_request
 from apps.payouts.models import Approval, DisbursementEvent, Incident, IncidentStep, Payout, PrecheckResult, Withdrawal
 from apps.payouts.services import payout_approve, payout_cancel, payout_release
@@ -13,34 +12,19 @@ from apps.payouts.services import payout_approve, payout_cancel, payout_release
 class EventInline(ReadOnlyInline):
     model = DisbursementEvent
     fields = ("created_at", "code", "from_status", "to_status", "responsible_party", "actor", "detail")
-    readonly_fields = fields
 
 
 class PrecheckInline(ReadOnlyInline):
     model = PrecheckResult
     fields = ("name", "result", "responsible_party", "detail")
-    readonly_fields = fields
 
 
 class ApprovalInline(ReadOnlyInline):
     model = Approval
     fields = ("approver", "note", "created_at")
-    readonly_fields = fields
 
 
-def _each(modeladmin, request, queryset, action, done: str) -> None:
-    ok = 0
-    for row in queryset:
-        try:
-            action(row)
-            ok += 1
-        except ServiceError as exc:
-            modeladmin.message_user(request, f"{row}: {exc.message}", level=messages.ERROR)
-    if ok:
-        modeladmin.message_user(request, f"{ok} {done}.", level=messages.SUCCESS)
-
-
-class _DisbursementAdmin(admin.ModelAdmin):
+class _DisbursementAdmin(ServiceActionsAdmin):
     """Read-only: payouts and withdrawals move only through services (API, actions, workers)."""
 
     list_display = ("id", "merchant", "amount", "currency", "status", "channel", "failure_code", "created_at")
@@ -49,25 +33,16 @@ class _DisbursementAdmin(admin.ModelAdmin):
     inlines = [PrecheckInline, ApprovalInline, EventInline]
     actions = ["approve", "cancel", "release", "recall", "open_incident"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.action(description="Approve (as me; maker-checker applies; a second approval needing a code: console)")
     def approve(self, request, queryset):
-        _each(
+        act_on_each(
             self, request, queryset, lambda d: payout_approve(disbursement_id=d.pk, approver=request.user), "approved"
         )
 
     @admin.action(description="Cancel")
     def cancel(self, request, queryset):
         actor = request.user.get_username()
-        _each(
+        act_on_each(
             self,
             request,
             queryset,
@@ -78,12 +53,12 @@ class _DisbursementAdmin(admin.ModelAdmin):
     @admin.action(description="Release from hold (to approval)")
     def release(self, request, queryset):
         actor = request.user.get_username()
-        _each(self, request, queryset, lambda d: payout_release(disbursement_id=d.pk, actor=actor), "released")
+        act_on_each(self, request, queryset, lambda d: payout_release(disbursement_id=d.pk, actor=actor), "released")
 
     @admin.action(description="Request a recall from the channel")
     def recall(self, request, queryset):
         actor = request.user.get_username()
-        _each(
+        act_on_each(
             self,
             request,
             queryset,
@@ -94,7 +69,7 @@ class _DisbursementAdmin(admin.ModelAdmin):
     @admin.action(description="Open an incident")
     def open_incident(self, request, queryset):
         actor = request.user.get_username()
-        _each(
+        act_on_each(
             self,
             request,
             queryset,
@@ -136,11 +111,10 @@ class WithdrawalAdmin(_DisbursementAdmin):
 class IncidentStepInline(ReadOnlyInline):
     model = IncidentStep
     fields = ("created_at", "action", "actor", "amount", "notes", "detail")
-    readonly_fields = fields
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(ServiceActionsAdmin):
     """The case library: search resolved incidents by what happened and why."""
 
     list_display = (
@@ -158,16 +132,7 @@ class IncidentAdmin(admin.ModelAdmin):
     inlines = [IncidentStepInline]
     actions = ["escalate"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Incident._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.action(description="Escalate to legal")
     def escalate(self, request, queryset):
         actor = request.user.get_username()
-        _each(self, request, queryset, lambda i: incident_escalate(incident_id=i.pk, actor=actor), "escalated")
+        act_on_each(self, request, queryset, lambda i: incident_escalate(incident_id=i.pk, actor=actor), "escalated")

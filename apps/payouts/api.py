@@ -27,7 +27,7 @@ from apps.common.fields import (
     SingleLineCharField,
     StrictSerializerMixin,
 )
-from apps.common.idempotency import idempotency_key_parameter, idempotent
+from apps.common.idempotency import idempotency_key_parameter
 from apps.orders.api import AccountInSerializer, masked_account
 from apps.payouts.incidents import (
     incident_escalate,
@@ -45,11 +45,6 @@ from apps.payouts.selectors import (
     incident_list_for_merchant,
 )
 from apps.payouts.services import payout_approve, payout_cancel, payout_create, payout_release, withdrawal_create
-
-
-def _actor(request) -> str:
-    return request.user.get_username()
-
 
 # --- input ----------------------------------------------------------------------------------------
 
@@ -284,14 +279,10 @@ class PayoutListCreateView(_KindMixin, MerchantAPIView):
     )
     def post(self, request):
         def create() -> Response:
-            data = PayoutInSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            d = payout_create(merchant=self.merchant, actor=_actor(request), **data.validated_data)
+            d = payout_create(merchant=self.merchant, actor=self.actor, **self.body(PayoutInSerializer))
             return self.respond(d.pk, status_code=status.HTTP_201_CREATED)
 
-        return idempotent(
-            request=request, scope=f"merchant:{self.merchant.pk}", endpoint="payouts.create", handler=create
-        )
+        return self.idempotent(endpoint="payouts.create", handler=create)
 
 
 class WithdrawalListCreateView(PayoutListCreateView):
@@ -310,20 +301,13 @@ class WithdrawalListCreateView(PayoutListCreateView):
     )
     def post(self, request):
         def create() -> Response:
-            data = WithdrawalInSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            fields = dict(data.validated_data)
+            fields = self.body(WithdrawalInSerializer)
             d = withdrawal_create(
-                merchant=self.merchant,
-                customer_external_id=fields.pop("customer"),
-                actor=_actor(request),
-                **fields,
+                merchant=self.merchant, customer_external_id=fields.pop("customer"), actor=self.actor, **fields
             )
             return self.respond(d.pk, status_code=status.HTTP_201_CREATED)
 
-        return idempotent(
-            request=request, scope=f"merchant:{self.merchant.pk}", endpoint="withdrawals.create", handler=create
-        )
+        return self.idempotent(endpoint="withdrawals.create", handler=create)
 
 
 class PayoutDetailView(_KindMixin, MerchantAPIView):
@@ -361,35 +345,31 @@ class PayoutApproveView(_KindMixin, MerchantAPIView):
     def post(self, request, pk: int):
         d = self.get_object(pk)
         approver = _approver(request)
-        data = ApproveSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        body = self.body(ApproveSerializer)
         payout_approve(
-            disbursement_id=d.pk,
-            approver=approver,
-            note=data.validated_data.get("note", ""),
-            otp_token=data.validated_data.get("otp_token", ""),
+            disbursement_id=d.pk, approver=approver, note=body.get("note", ""), otp_token=body.get("otp_token", "")
         )
         return self.respond(d.pk)
 
 
-class PayoutCancelView(_KindMixin, MerchantAPIView):
+# An action that takes only a note: `step` is the payout service it calls (no docstring, which the
+# schema would show on every subclass).
+class _PayoutNoteStepView(_KindMixin, MerchantAPIView):
+    step = None
+
     @extend_schema(request=NoteSerializer, responses=PayoutDetailSerializer)
     def post(self, request, pk: int):
         d = self.get_object(pk)
-        data = NoteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        payout_cancel(disbursement_id=d.pk, actor=_actor(request), note=data.validated_data.get("note", ""))
+        self.step(disbursement_id=d.pk, actor=self.actor, note=self.body(NoteSerializer).get("note", ""))
         return self.respond(d.pk)
 
 
-class PayoutReleaseView(_KindMixin, MerchantAPIView):
-    @extend_schema(request=NoteSerializer, responses=PayoutDetailSerializer)
-    def post(self, request, pk: int):
-        d = self.get_object(pk)
-        data = NoteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        payout_release(disbursement_id=d.pk, actor=_actor(request), note=data.validated_data.get("note", ""))
-        return self.respond(d.pk)
+class PayoutCancelView(_PayoutNoteStepView):
+    step = staticmethod(payout_cancel)
+
+
+class PayoutReleaseView(_PayoutNoteStepView):
+    step = staticmethod(payout_release)
 
 
 def _withdrawal_view(view: type, response) -> type:
@@ -509,16 +489,15 @@ class IncidentListCreateView(MerchantAPIView):
 
     @extend_schema(request=IncidentInSerializer, responses={201: IncidentDetailSerializer})
     def post(self, request):
-        data = IncidentInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        kind = Kind.PAYOUT if "payout" in data.validated_data else Kind.WITHDRAWAL
-        d = disbursement_get_for_merchant(merchant=self.merchant, kind=kind, pk=data.validated_data[kind])
+        body = self.body(IncidentInSerializer)
+        kind = Kind.PAYOUT if "payout" in body else Kind.WITHDRAWAL
+        d = disbursement_get_for_merchant(merchant=self.merchant, kind=kind, pk=body[kind])
         if d is None:
             raise ServiceError(
                 format_lazy(_("Unknown {kind}."), kind=kind),
                 fields={kind: [format_lazy(_("No such {kind}."), kind=kind)]},
             )
-        incident = incident_open(disbursement_id=d.pk, summary=data.validated_data["summary"], actor=_actor(request))
+        incident = incident_open(disbursement_id=d.pk, summary=body["summary"], actor=self.actor)
         return Response(IncidentDetailSerializer(incident).data, status=status.HTTP_201_CREATED)
 
 
@@ -541,14 +520,8 @@ class _IncidentNotesStepView(_IncidentView):
     @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
     def post(self, request, pk: int):
         incident = self.get_incident(pk)
-        data = IncidentNotesSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        self.step(
-            incident_id=incident.pk,
-            actor=_actor(request),
-            notes=data.validated_data.get("notes", ""),
-            merchant=self.merchant,
-        )
+        notes = self.body(IncidentNotesSerializer).get("notes", "")
+        self.step(incident_id=incident.pk, actor=self.actor, notes=notes, merchant=self.merchant)
         return self.respond(pk)
 
 
@@ -588,20 +561,17 @@ class IncidentReturnView(_IncidentView):
         incident = self.get_incident(pk)
 
         def record() -> Response:
-            data = IncidentReturnSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
+            body = self.body(IncidentReturnSerializer)
             incident_record_return(
                 incident_id=incident.pk,
-                amount=data.validated_data["amount"],
-                actor=_actor(request),
-                notes=data.validated_data.get("notes", ""),
+                amount=body["amount"],
+                actor=self.actor,
+                notes=body.get("notes", ""),
                 merchant=self.merchant,
             )
             return self.respond(pk)
 
-        return idempotent(
-            request=request, scope=f"merchant:{self.merchant.pk}", endpoint=f"incidents.{pk}.returns", handler=record
-        )
+        return self.idempotent(endpoint=f"incidents.{pk}.returns", handler=record)
 
 
 class IncidentEscalateView(_IncidentNotesStepView):
@@ -616,14 +586,13 @@ class IncidentResolveView(_IncidentView):
     @extend_schema(request=IncidentResolveSerializer, responses=IncidentDetailSerializer)
     def post(self, request, pk: int):
         incident = self.get_incident(pk)
-        data = IncidentResolveSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        body = self.body(IncidentResolveSerializer)
         incident_resolve(
             incident_id=incident.pk,
-            root_cause=data.validated_data["root_cause"],
-            category=data.validated_data["category"],
-            actor=_actor(request),
-            notes=data.validated_data.get("notes", ""),
+            root_cause=body["root_cause"],
+            category=body["category"],
+            actor=self.actor,
+            notes=body.get("notes", ""),
             merchant=self.merchant,
         )
         return self.respond(pk)

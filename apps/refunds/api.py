@@ -14,7 +14,7 @@ from apps.common.fields import (
     SingleLineCharField,
     StrictSerializerMixin,
 )
-from apps.common.idempotency import idempotency_key_parameter, idempotent
+from apps.common.idempotency import idempotency_key_parameter
 from apps.orders.api import AccountInSerializer, masked_account
 from apps.orders.models import Product
 from apps.refunds.models import Refund, RefundEvent
@@ -22,10 +22,6 @@ from apps.refunds.selectors import refund_list_for_merchant, refund_reason_stats
 from apps.refunds.services import refund_cancel, refund_progress_url, refund_request, refund_review
 
 IDEMPOTENCY_HEADER = idempotency_key_parameter("refund")
-
-
-def _actor(request) -> str:
-    return request.user.get_username()
 
 
 class RefundInSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -152,20 +148,13 @@ class RefundListCreateView(MerchantAPIView):
     @extend_schema(request=RefundInSerializer, responses={201: RefundOutSerializer}, parameters=[IDEMPOTENCY_HEADER])
     def post(self, request):
         def create() -> Response:
-            data = RefundInSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            fields = dict(data.validated_data)
+            fields = self.body(RefundInSerializer)
             refund = refund_request(
-                merchant=self.merchant,
-                order_external_id=fields.pop("order"),
-                actor=_actor(request),
-                **fields,
+                merchant=self.merchant, order_external_id=fields.pop("order"), actor=self.actor, **fields
             )
             return Response(RefundOutSerializer(refund).data, status=status.HTTP_201_CREATED)
 
-        return idempotent(
-            request=request, scope=f"merchant:{self.merchant.pk}", endpoint="refunds.create", handler=create
-        )
+        return self.idempotent(endpoint="refunds.create", handler=create)
 
 
 class RefundDetailView(MerchantAPIView):
@@ -197,7 +186,7 @@ class RefundCancelView(_RefundActionView):
     @extend_schema(request=None, responses=RefundOutSerializer)
     def post(self, request, pk: int):
         refund = self.get_refund(pk)
-        return self.respond(refund_cancel(refund_id=refund.pk, actor=_actor(request)))
+        return self.respond(refund_cancel(refund_id=refund.pk, actor=self.actor))
 
 
 class RefundApproveView(_RefundActionView):
@@ -206,12 +195,8 @@ class RefundApproveView(_RefundActionView):
     @extend_schema(request=ReviewSerializer, responses=RefundOutSerializer)
     def post(self, request, pk: int):
         refund = self.get_refund(pk)
-        data = ReviewSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        refund = refund_review(
-            refund_id=refund.pk, approve=self.approve, actor=_actor(request), note=data.validated_data.get("note", "")
-        )
-        return self.respond(refund)
+        note = self.body(ReviewSerializer).get("note", "")
+        return self.respond(refund_review(refund_id=refund.pk, approve=self.approve, actor=self.actor, note=note))
 
 
 class RefundRejectView(RefundApproveView):

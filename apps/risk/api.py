@@ -39,10 +39,6 @@ from apps.risk.services import (
 MAX_BACKTEST_DAYS = 90
 
 
-def _actor(request) -> str:
-    return request.user.get_username()
-
-
 class PlatformRuleReadOnlyError(ServiceError):
     status_code = status.HTTP_403_FORBIDDEN
     code = "platform_rule_read_only"
@@ -183,7 +179,7 @@ class RuleListCreateView(_RuleView):
     def post(self, request):
         data = RuleInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rule = rule_create(merchant=self.merchant, actor=_actor(request), **data.validated_data)
+        rule = rule_create(merchant=self.merchant, actor=self.actor, **data.validated_data)
         return Response(RuleOutSerializer(rule).data, status=status.HTTP_201_CREATED)
 
 
@@ -197,7 +193,7 @@ class RuleDetailView(_RuleView):
         rule = self.get_own_rule(pk)
         data = RuleUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        rule = rule_update(rule=rule, actor=_actor(request), **data.validated_data)
+        rule = rule_update(rule=rule, actor=self.actor, **data.validated_data)
         return Response(RuleOutSerializer(rule).data)
 
     @extend_schema(
@@ -211,7 +207,7 @@ class RuleDetailView(_RuleView):
     )
     def delete(self, request, pk: int):
         """Retire the rule: it leaves the API and the engine (its hits, versions and audit rows stay)."""
-        rule_retire(rule=self.get_own_rule(pk), actor=_actor(request))
+        rule_retire(rule=self.get_own_rule(pk), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -340,7 +336,7 @@ class CaseAssignView(_CaseView):
         case = self.get_case(pk)
         data = CaseAssignSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        case = case_assign(case=case, assignee_username=data.validated_data["assignee"], actor=_actor(request))
+        case = case_assign(case=case, assignee_username=data.validated_data["assignee"], actor=self.actor)
         return self.respond(case)
 
 
@@ -355,7 +351,7 @@ class CaseDecideView(_CaseView):
         case = case_decide(
             case=case,
             decision=data.validated_data["decision"],
-            actor=_actor(request),
+            actor=self.actor,
             note=data.validated_data.get("note", ""),
         )
         return self.respond(case)
@@ -367,7 +363,7 @@ class CaseNotesView(_CaseView):
         case = self.get_case(pk)
         data = CaseNoteInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        case_note_add(case=case, author=_actor(request), text=data.validated_data["text"])
+        case_note_add(case=case, author=self.actor, text=data.validated_data["text"])
         return self.respond(case, status_code=status.HTTP_201_CREATED)
 
 
@@ -464,7 +460,7 @@ class ListEntryListCreateView(_ListView):
     def post(self, request):
         data = ListEntryInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        entry = list_entry_create(merchant=self.merchant, actor=_actor(request), **data.validated_data)
+        entry = list_entry_create(merchant=self.merchant, actor=self.actor, **data.validated_data)
         return Response(ListEntryOutSerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
