@@ -64,6 +64,7 @@ class Movement:
     return_posting = "returned"
     in_flight_account: str
     anomaly_signal: Signal
+    verify_calls: int  # account verifications before a first submit to a new account
 
     def __init__(self, merchant) -> None:
         self.merchant = merchant
@@ -230,6 +231,7 @@ class RefundMovement(Movement):
     settle_posting = "settle"
     in_flight_account = LedgerAccount.Kind.REFUNDS_IN_FLIGHT
     anomaly_signal = refund_anomaly
+    verify_calls = 0  # paid back along the payer's own route, which needs no verification
 
     def _create(self, *, suffix: str, amount: int) -> Refund:
         order = make_order(self.merchant, amount=amount, last4=suffix)
@@ -276,6 +278,7 @@ class DisbursementMovement(Movement):
     settle_posting = "paid"
     in_flight_account = LedgerAccount.Kind.PAYOUTS_IN_FLIGHT
     anomaly_signal = payout_anomaly
+    verify_calls = 1  # the pre-check verifies every destination with the channel
 
     def items(self) -> models.QuerySet:
         return Disbursement.objects.filter(merchant=self.merchant, kind=self.kind)
