@@ -33,7 +33,7 @@ from apps.payouts.services import payout_create, withdrawal_create
 from apps.payouts.signals import payout_anomaly
 from apps.payouts.tasks import payout_poll_due_task, payout_resend_task, payout_submit_task
 from apps.refunds.models import Refund
-from apps.refunds.services import refund_request
+from apps.refunds.services import refund_request, refundable_remaining
 from apps.refunds.signals import refund_anomaly
 from apps.refunds.tasks import refund_poll_due_task, refund_resend_task, refund_submit_task
 from tests.payouts.conftest import account_body, customer_with_wallet, fund_merchant, payout_body, withdrawal_body
@@ -65,6 +65,7 @@ class Movement:
     in_flight_account: str
     anomaly_signal: Signal
     verify_calls: int  # account verifications before a first submit to a new account
+    over_limit: str  # why an item asking for more than its owner holds is refused
 
     def __init__(self, merchant) -> None:
         self.merchant = merchant
@@ -98,13 +99,17 @@ class Movement:
         payable (payouts), a customer's wallet (withdrawals)."""
         raise NotImplementedError
 
-    def create_against(self, owner, *, amount: int, index: int) -> models.Model | ServiceError:
+    def create_against(self, owner, *, amount: int) -> models.Model | ServiceError:
         """Open one item of `amount` against `owner` (submission published as usual); the
         ServiceError when the service refuses it outright."""
         raise NotImplementedError
 
     def accepted(self, owner) -> models.QuerySet:
         """Items drawing on `owner` that hold its money (refused and failed ones do not)."""
+        raise NotImplementedError
+
+    def left(self, owner) -> int:
+        """What `owner` can still pay out."""
         raise NotImplementedError
 
     def api_request(self, *, amount: int, suffix: str = "0000") -> tuple[str, dict]:
@@ -232,6 +237,7 @@ class RefundMovement(Movement):
     in_flight_account = LedgerAccount.Kind.REFUNDS_IN_FLIGHT
     anomaly_signal = refund_anomaly
     verify_calls = 0  # paid back along the payer's own route, which needs no verification
+    over_limit = "amount_exceeds_refundable"  # refused outright, no row
 
     def _create(self, *, suffix: str, amount: int) -> Refund:
         order = make_order(self.merchant, amount=amount, last4=suffix)
@@ -245,7 +251,7 @@ class RefundMovement(Movement):
     def limited_owner(self, capacity: int):
         return make_order(self.merchant, amount=capacity)
 
-    def create_against(self, owner, *, amount: int, index: int) -> Refund | ServiceError:
+    def create_against(self, owner, *, amount: int) -> Refund | ServiceError:
         try:
             return self._request(owner, amount)
         except ServiceError as exc:
@@ -253,6 +259,9 @@ class RefundMovement(Movement):
 
     def accepted(self, owner) -> models.QuerySet:
         return Refund.objects.filter(order=owner, status__in=(*Refund.RESERVING, Refund.Status.SUCCEEDED))
+
+    def left(self, owner) -> int:
+        return refundable_remaining(order=owner)
 
     def api_request(self, *, amount: int, suffix: str = "0000") -> tuple[str, dict]:
         order = make_order(self.merchant, amount=amount, last4=suffix)
@@ -279,6 +288,7 @@ class DisbursementMovement(Movement):
     in_flight_account = LedgerAccount.Kind.PAYOUTS_IN_FLIGHT
     anomaly_signal = payout_anomaly
     verify_calls = 1  # the pre-check verifies every destination with the channel
+    over_limit = "precheck_balance_sufficient"  # a row that failed its pre-check
 
     def items(self) -> models.QuerySet:
         return Disbursement.objects.filter(merchant=self.merchant, kind=self.kind)
@@ -313,8 +323,11 @@ class PayoutMovement(DisbursementMovement):
         fund_merchant(self.merchant, capacity)
         return self.merchant
 
-    def create_against(self, owner, *, amount: int, index: int) -> Disbursement:
+    def create_against(self, owner, *, amount: int) -> Disbursement:
         return self._open(amount)
+
+    def left(self, owner) -> int:
+        return -self.balance(f"merchant:{owner.pk}", LedgerAccount.Kind.MERCHANT_PAYABLE)
 
     def api_request(self, *, amount: int, suffix: str = "0000") -> tuple[str, dict]:
         fund_merchant(self.merchant, amount)
@@ -343,8 +356,11 @@ class WithdrawalMovement(DisbursementMovement):
     def limited_owner(self, capacity: int):
         return customer_with_wallet(self.merchant, capacity)
 
-    def create_against(self, owner, *, amount: int, index: int) -> Disbursement:
+    def create_against(self, owner, *, amount: int) -> Disbursement:
         return self._open(owner, amount)
+
+    def left(self, owner) -> int:
+        return -self.balance(f"customer:{owner.pk}", LedgerAccount.Kind.CUSTOMER_BALANCE)
 
     def accepted(self, owner) -> models.QuerySet:
         return super().accepted(owner).filter(customer=owner)
