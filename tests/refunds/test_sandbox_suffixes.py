@@ -554,38 +554,6 @@ def snapshot(refund_id: int) -> tuple:
     )
 
 
-def test_forged_stale_or_unsigned_webhooks_are_refused_before_any_write(api, client, bank, refund_settings):
-    refund, _ = start(api, "0000")
-    refund.refresh_from_db()
-    before = snapshot(refund.pk)
-    good = event_body(event_id="evt_forged", request_id=refund.request_id, status="succeeded", amount=refund.amount)
-    secret = Channel.objects.get(code="sandbox").webhook_secret
-    timestamp = int(timezone.now().timestamp())
-    signed_elsewhere = signature_header(secret=secret, timestamp=timestamp, body=good.replace(b"19900", b"19901"))
-    reserialized = json.dumps(json.loads(good), indent=1).encode()
-    attempts = {
-        "unsigned": post_webhook(client, good, header=None),
-        "empty signature": post_webhook(client, good, header=""),
-        "wrong secret": post_webhook(client, good, secret="whsec_not_the_channels_secret"),
-        "stale": post_webhook(client, good, skew=-301),
-        "future": post_webhook(client, good, skew=301),
-        "signature of another body": post_webhook(client, good, header=signed_elsewhere),
-        "wrong scheme": post_webhook(client, good, header=f"t={timestamp},v0=abc"),
-        "timestamp not a number": post_webhook(client, good, header="t=soon,v1=" + "0" * 64),
-        "re-serialized body": client.post(
-            WEBHOOK_URL,
-            data=reserialized,
-            content_type="application/json",
-            HTTP_X_REFUNDGUARD_SIGNATURE=signature_header(secret=secret, timestamp=timestamp, body=good),
-        ),
-    }
-    for name, response in attempts.items():
-        assert response.status_code == 400, name
-        assert set(response.json()["error"]) == {"code", "message", "fields"}, name
-    assert snapshot(refund.pk) == before
-    assert InboundWebhook.objects.count() == 0
-
-
 def test_unknown_reference_is_acknowledged_and_changes_no_refund(api, client, bank, refund_settings):
     refund, _ = start(api, "0000")
     before = snapshot(refund.pk)
