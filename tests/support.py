@@ -57,3 +57,26 @@ def send_at_once(api: APIClient, count: int, send: Callable[[APIClient], object]
         thread.join()
     assert errors == []
     return answers
+
+
+def run_at_once(count: int, work: Callable[[int], object]) -> list[object]:
+    """`work(0)` … `work(count - 1)` in `count` threads released together (one barrier), each on
+    its own database connection, closed when it is done; their results (or what they raised), in order."""
+    barrier = threading.Barrier(count)
+    results: list[object] = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except BaseException as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

@@ -1,5 +1,8 @@
 """G2: one Idempotency-Key → one side effect and one stored response (RELIABILITY.md).
 
+Twenty parallel identical requests, for refunds as for payouts and withdrawals, are in
+tests/transfers/test_idempotency.py.
+
 Tests that count channel calls run the sandbox bank on the live server (`bank`), so the approved
 refund really goes out over HTTP once; the others need no channel.
 """
@@ -22,7 +25,6 @@ from apps.common.models import IdempotencyRecord
 from apps.gateways.models import ChannelCall
 from apps.refunds.models import Refund
 from tests.refunds.support import body, make_order, new_key, post_refund, row_counts
-from tests.support import send_at_once
 
 
 def _submits() -> int:
@@ -165,25 +167,3 @@ def test_purge_forgets_old_keys_and_keeps_young_ones(merchant):
 
     assert deleted == 2
     assert set(IdempotencyRecord.objects.values_list("key", flat=True)) == {"young", "new"}
-
-
-@pytest.mark.postgres
-@pytest.mark.timeout(120)
-@pytest.mark.django_db(transaction=True)
-def test_twenty_parallel_identical_requests_make_one_refund_and_one_bank_call(api, merchant, bank):
-    order = make_order(merchant, amount=10000)
-    key = new_key()
-    data = body(order)
-    answers = send_at_once(api, 20, lambda client: post_refund(client, data, key=key))
-
-    assert len(answers) == 20
-    created = [a for a in answers if a[0] == 201 and not a[2]]
-    replays = [a for a in answers if a[0] == 201 and a[2]]
-    busy = [a for a in answers if a[0] == 409]
-    assert len(created) == 1
-    assert len(created) + len(replays) + len(busy) == 20
-    assert all(a[1]["error"]["code"] == "idempotency_in_progress" for a in busy)
-    assert all(a[1] == created[0][1] for a in replays)
-    assert Refund.objects.count() == 1
-    assert IdempotencyRecord.objects.filter(key=key).count() == 1
-    assert _submits() == 1
