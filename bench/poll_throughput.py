@@ -6,10 +6,11 @@ query answers `succeeded` and the refund moves on); the sandbox bank is served b
 production arrangement, sync workers) in its own processes on a free port, and the "sandbox"
 channel's base_url points at it.
 
-Timed: K worker processes (standing in for Celery workers) each loop `transfer_claim_due(REFUNDS)` and poll
-the claimed batch until nothing is due: `transfer_poll_batch(REFUNDS)` per chunk of --poll-chunk ids (as
-`refund_poll_due_task` sends them), or `transfer_poll(REFUNDS)` per id with --poll-chunk 0. Every poll is a real HTTP query to the
-bank, a `ChannelCall` row, a locked state change, a timeline event and a ledger posting.
+Timed: K worker processes (standing in for Celery workers) each loop `transfer_claim_due(REFUNDS)`
+and poll the claimed batch until nothing is due: `transfer_poll_batch(REFUNDS)` per chunk of
+--poll-chunk ids (as `refund_poll_due_task` sends them), or `transfer_poll(REFUNDS)` per id with
+--poll-chunk 0. Every poll is a real HTTP query to the bank, a `ChannelCall` row, a locked state
+change, a timeline event and a ledger posting.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/poll_throughput.py --refunds 10000 --workers 2 --bank-workers 2
