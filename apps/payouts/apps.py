@@ -5,7 +5,6 @@ class PayoutsConfig(AppConfig):
     """Payouts and withdrawals: one transfer kind for the kernel, their statements for reconciliation."""
 
     name = "apps.payouts"
-    label = "payouts"
     verbose_name = "Payouts and withdrawals"
 
     def ready(self) -> None:

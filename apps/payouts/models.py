@@ -69,7 +69,6 @@ class Disbursement(OutboundTransfer):
         RECALLED = "recalled", "Recalled"
         RECALL_FAILED = "recall_failed", "Recall failed"
 
-    IN_FLIGHT = (Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN)
     # Approved or waiting, not yet posted to the ledger: counted against the source balance.
     RESERVED_UNPOSTED = (Status.PENDING_APPROVAL, Status.APPROVED, Status.HELD)
     # Everything that has not been given up: counted for daily limits, frequency and duplicates.

@@ -51,7 +51,7 @@ R = PrecheckResult.Result
 MAX_SETTLEMENT_LINES = 500
 
 
-# --- create and pre-check -----------------------------------------------------------------------
+# --- the customer's progress link ---------------------------------------------------------------
 
 
 WITHDRAWAL_PROGRESS_SALT = "payouts.withdrawal.progress"
@@ -70,6 +70,9 @@ def withdrawal_get_by_progress_token(token: str) -> Disbursement | None:
     except signing.BadSignature:
         return None
     return Disbursement.objects.filter(pk=pk, kind=Kind.WITHDRAWAL).first()
+
+
+# --- create and pre-check -----------------------------------------------------------------------
 
 
 def _destination_extras(destination_account: dict, currency: str) -> tuple[dict, str, str]:
@@ -371,6 +374,9 @@ def _decide(d: Disbursement, report: CheckReport) -> None:
         return
     move(DISBURSEMENTS, d, "approve_auto", code="approved", party=Party.PLATFORM, actor="prechecks", fields=fields)
     transfer_schedule_submit(DISBURSEMENTS, d)
+
+
+# --- approval, hold, cancel ---------------------------------------------------------------------
 
 
 def _approver_party(approver: User) -> str:

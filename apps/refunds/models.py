@@ -35,6 +35,8 @@ def _public_token() -> str:
 
 class Refund(OutboundTransfer):
     class Status(models.TextChoices):
+        """Where the refund is (the machine: this module's docstring)."""
+
         REQUESTED = "requested", "Requested"
         APPROVED = "approved", "Approved"
         MANUAL_REVIEW = "manual_review", "In manual review"
@@ -50,13 +52,6 @@ class Refund(OutboundTransfer):
         CANCELLED = "cancelled", "Cancelled"
         HELD = "held", "Held (account frozen)"
 
-    class Reason(models.TextChoices):
-        MISTAKE = "mistake", "Bought by mistake"
-        NOT_AS_DESCRIBED = "not_as_described", "Not as described"
-        CANNOT_USE = "cannot_use", "Cannot use"
-        DUPLICATE = "duplicate", "Duplicate purchase"
-        OTHER = "other", "Other"
-
     # Money is reserved against the order while a refund is in one of these states (invariant:
     # succeeded + reserved ≤ captured).
     RESERVING = (
@@ -70,7 +65,15 @@ class Refund(OutboundTransfer):
         Status.NEEDS_ACTION,
         Status.HELD,
     )
-    IN_FLIGHT = (Status.SUBMITTED, Status.PROCESSING, Status.UNKNOWN)
+
+    class Reason(models.TextChoices):
+        """Why the customer wants the money back, as picked from the list (free text aside)."""
+
+        MISTAKE = "mistake", "Bought by mistake"
+        NOT_AS_DESCRIBED = "not_as_described", "Not as described"
+        CANNOT_USE = "cannot_use", "Cannot use"
+        DUPLICATE = "duplicate", "Duplicate purchase"
+        OTHER = "other", "Other"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refunds")
@@ -169,6 +172,8 @@ class SupportTicket(models.Model):
     """A "cannot use it" request sent to support with troubleshooting steps, before any money moves."""
 
     class Status(models.TextChoices):
+        """Open until the guidance helped (resolved) or the customer still wants the refund."""
+
         OPEN = "open", "Open"
         RESOLVED = "resolved", "Resolved"
         REFUND_REQUESTED = "refund_requested", "Customer still wants a refund"

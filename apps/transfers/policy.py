@@ -1,8 +1,9 @@
 """The narrow interface a kind of money movement plugs into the kernel, and the registry of kinds.
 
 A policy names the model and its timeline, the statuses and transitions that differ between kinds
-(how a transfer settles and comes back), the settings that time it, and hooks for what only the
-domain knows: its ledger postings, its own follow-ups, its signals. The kernel calls the hooks
+(how a transfer settles and comes back), the settings that time it, the domain's signals and tasks,
+and hooks for what only the domain knows: its locks, its ledger postings, its own follow-ups. The
+kernel calls the hooks
 inside the transaction that holds the transfer's row lock, with the transfer locked; a hook may
 stage fields (`lifecycle.stage`) for the transition that follows, move the transfer itself through
 `lifecycle.move`, or raise to abort everything.
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.dispatch import Signal
 
 from apps.gateways.base import ChannelResult
@@ -141,7 +142,3 @@ def policy_for(label: str) -> TransferPolicy:
 
 def policies() -> Iterator[TransferPolicy]:
     return iter(list(_policies.values()))
-
-
-def policy_of(model: type[Model]) -> TransferPolicy:
-    return next(p for p in _policies.values() if issubclass(model, p.model))
