@@ -216,25 +216,24 @@ class WithdrawalOutSerializer(_DisbursementOutSerializer):
         read_only_fields = fields
 
 
-# What a detail response adds to a list item: the timeline, the pre-check results, the approvals.
+# What a detail response adds to a list item: the timeline, the pre-check results, the approvals
+# (a comment, not a docstring: the schema would show it as the description of both detail shapes).
 DETAIL_FIELDS = ("events", "prechecks", "approvals")
 
 
-class PayoutDetailSerializer(PayoutOutSerializer):
+class _DetailFields(serializers.Serializer):
     events = DisbursementEventSerializer(many=True, read_only=True)
     prechecks = PrecheckSerializer(many=True, read_only=True)
     approvals = ApprovalSerializer(many=True, read_only=True)
 
+
+class PayoutDetailSerializer(PayoutOutSerializer, _DetailFields):
     class Meta(PayoutOutSerializer.Meta):
         fields = (*PayoutOutSerializer.Meta.fields, *DETAIL_FIELDS)
         read_only_fields = fields
 
 
-class WithdrawalDetailSerializer(WithdrawalOutSerializer):
-    events = DisbursementEventSerializer(many=True, read_only=True)
-    prechecks = PrecheckSerializer(many=True, read_only=True)
-    approvals = ApprovalSerializer(many=True, read_only=True)
-
+class WithdrawalDetailSerializer(WithdrawalOutSerializer, _DetailFields):
     class Meta(WithdrawalOutSerializer.Meta):
         fields = (*WithdrawalOutSerializer.Meta.fields, *DETAIL_FIELDS)
         read_only_fields = fields
