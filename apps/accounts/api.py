@@ -220,6 +220,8 @@ class FreezeDetailView(_FreezeView):
 class FreezeLiftView(_FreezeView):
     """Lift a freeze with a reason; money to or from the customer/account flows again."""
 
+    action_name = "lift"
+
     @extend_schema(request=FreezeLiftSerializer, responses=FreezeOutSerializer)
     def post(self, request, pk: int):
         freeze = get_object_or_404(self.freezes(), pk=pk)

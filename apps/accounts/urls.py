@@ -2,12 +2,6 @@ from apps.accounts import api
 from apps.common.routes import resource_paths
 
 urlpatterns = [
-    *resource_paths("customers", "customer", list_view=api.CustomerListCreateView, detail_view=api.CustomerDetailView),
-    *resource_paths(
-        "freezes",
-        "freeze",
-        list_view=api.FreezeListView,
-        detail_view=api.FreezeDetailView,
-        actions={"lift": api.FreezeLiftView},
-    ),
+    *resource_paths("customers", "customer", api.CustomerListCreateView, api.CustomerDetailView),
+    *resource_paths("freezes", "freeze", api.FreezeListView, api.FreezeDetailView, actions=[api.FreezeLiftView]),
 ]

@@ -31,7 +31,7 @@ from apps.alerts.models import Alert, AlertEvent, Silence, Tier
 from apps.alerts.selectors import alert_get_for_owner, alert_list_for_owner, silence_list_for_owner
 from apps.alerts.services import alert_ack, alert_resolve, silence_create, silence_expire
 from apps.common import filters
-from apps.common.api import MerchantAPIView
+from apps.common.api import MerchantAPIView, ObjectActionView
 from apps.common.errors import rule_violation
 from apps.common.fields import MultiLineCharField, SingleLineCharField, StrictSerializerMixin, text_pattern
 
@@ -208,33 +208,28 @@ class AlertDetailView(_AlertsView):
         return Response(AlertDetailSerializer(self.get_alert(pk)).data)
 
 
-class AlertAckView(_AlertsView):
-    @extend_schema(request=AlertNoteSerializer, responses=AlertDetailSerializer)
-    def post(self, request, pk: int):
-        alert = self.get_alert(pk)
-        data = AlertNoteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = request.user if getattr(request.user, "_meta", None) is not None else None
-        alert_ack(
-            alert_id=alert.pk,
-            actor=_actor(request),
-            user=user,
-            merchant=self.merchant,
-            note=data.validated_data.get("note", ""),
-        )
-        return Response(AlertDetailSerializer(self.get_alert(pk)).data)
+# Ack and resolve: an optional note, the alert with its events back.
+class _AlertActionView(_AlertsView, ObjectActionView):
+    request_serializer = AlertNoteSerializer
+    response_serializer = AlertDetailSerializer
+
+    def get_object(self, pk: int) -> Alert:
+        return self.get_alert(pk)
 
 
-class AlertResolveView(_AlertsView):
-    @extend_schema(request=AlertNoteSerializer, responses=AlertDetailSerializer)
-    def post(self, request, pk: int):
-        alert = self.get_alert(pk)
-        data = AlertNoteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        alert_resolve(
-            alert_id=alert.pk, actor=_actor(request), merchant=self.merchant, note=data.validated_data.get("note", "")
-        )
-        return Response(AlertDetailSerializer(self.get_alert(pk)).data)
+class AlertAckView(_AlertActionView):
+    action_name = "ack"
+
+    def act(self, alert: Alert) -> None:
+        user = self.request.user if getattr(self.request.user, "_meta", None) is not None else None
+        alert_ack(alert_id=alert.pk, actor=_actor(self.request), user=user, merchant=self.merchant, **self.fields())
+
+
+class AlertResolveView(_AlertActionView):
+    action_name = "resolve"
+
+    def act(self, alert: Alert) -> None:
+        alert_resolve(alert_id=alert.pk, actor=_actor(self.request), merchant=self.merchant, **self.fields())
 
 
 class SilenceFilters(filters.QueryFilters):
@@ -266,6 +261,8 @@ class SilenceListCreateView(_AlertsView):
 
 
 class SilenceExpireView(_AlertsView):
+    action_name = "expire"
+
     @extend_schema(request=None, responses=SilenceSerializer)
     def post(self, request, pk: int):
         silence = silence_expire(silence_id=pk, actor=_actor(request), merchant=self.merchant)

@@ -3,13 +3,7 @@ from apps.common.routes import resource_paths
 
 urlpatterns = [
     *resource_paths(
-        "alerts",
-        "alert",
-        list_view=api.AlertListView,
-        detail_view=api.AlertDetailView,
-        actions={"ack": api.AlertAckView, "resolve": api.AlertResolveView},
+        "alerts", "alert", api.AlertListView, api.AlertDetailView, actions=[api.AlertAckView, api.AlertResolveView]
     ),
-    *resource_paths(
-        "silences", "silence", list_view=api.SilenceListCreateView, actions={"expire": api.SilenceExpireView}
-    ),
+    *resource_paths("silences", "silence", api.SilenceListCreateView, actions=[api.SilenceExpireView]),
 ]

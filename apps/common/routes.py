@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.urls import URLPattern, path
 from django.views import View
 
@@ -11,17 +13,19 @@ from django.views import View
 def resource_paths(
     collection: str,
     name: str,
-    *,
     list_view: type[View] | None = None,
     detail_view: type[View] | None = None,
-    actions: dict[str, type[View]] | None = None,
+    *,
+    actions: Iterable[type[View]] = (),
 ) -> list[URLPattern]:
-    """The routes of one resource: its list (and create), its detail and each action on one row."""
+    """The routes of one resource: its list (and create), its detail and each action on one row,
+    which the action's view names itself (`action_name`)."""
     patterns = []
     if list_view is not None:
         patterns.append(path(collection, list_view.as_view(), name=f"{name}-list"))
     if detail_view is not None:
         patterns.append(path(f"{collection}/<int:pk>", detail_view.as_view(), name=f"{name}-detail"))
-    for action, view in (actions or {}).items():
+    for view in actions:
+        action = view.action_name
         patterns.append(path(f"{collection}/<int:pk>/{action}", view.as_view(), name=f"{name}-{action}"))
     return patterns

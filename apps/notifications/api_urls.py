@@ -6,9 +6,7 @@ from apps.common.routes import resource_paths
 from apps.notifications import api
 
 urlpatterns = [
-    *resource_paths(
-        "notifications", "notification", list_view=api.NotificationListView, detail_view=api.NotificationDetailView
-    ),
+    *resource_paths("notifications", "notification", api.NotificationListView, api.NotificationDetailView),
     path("customers/<str:external_id>/inbox", api.CustomerInboxView.as_view(), name="customer-inbox"),
     path("customers/<str:external_id>/inbox/read", api.CustomerInboxReadView.as_view(), name="customer-inbox-read"),
     path(

@@ -229,6 +229,7 @@ class UsageOutSerializer(serializers.ModelSerializer):
 
 
 class OrderUsageView(MerchantAPIView):
+    action_name = "usage"
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
     def get_order(self, pk: int) -> Order:

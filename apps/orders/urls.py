@@ -2,12 +2,6 @@ from apps.common.routes import resource_paths
 from apps.orders import api
 
 urlpatterns = [
-    *resource_paths("products", "product", list_view=api.ProductListCreateView, detail_view=api.ProductDetailView),
-    *resource_paths(
-        "orders",
-        "order",
-        list_view=api.OrderListCreateView,
-        detail_view=api.OrderDetailView,
-        actions={"usage": api.OrderUsageView},
-    ),
+    *resource_paths("products", "product", api.ProductListCreateView, api.ProductDetailView),
+    *resource_paths("orders", "order", api.OrderListCreateView, api.OrderDetailView, actions=[api.OrderUsageView]),
 ]

@@ -18,7 +18,7 @@ from rest_framework.settings import api_settings
 
 from apps.accounts.models import User
 from apps.common import filters
-from apps.common.api import MerchantAPIView
+from apps.common.api import MerchantAPIView, ObjectActionView, ObjectView
 from apps.common.errors import ForbiddenError, ServiceError, rule_violation
 from apps.common.fields import (
     CurrencyField,
@@ -216,25 +216,24 @@ class WithdrawalOutSerializer(_DisbursementOutSerializer):
         read_only_fields = fields
 
 
-# What a detail response adds to a list item: the timeline, the pre-check results, the approvals.
+# What a detail response adds to a list item: the timeline, the pre-check results, the approvals
+# (a comment, not a docstring: the schema would show it as the description of both detail shapes).
 DETAIL_FIELDS = ("events", "prechecks", "approvals")
 
 
-class PayoutDetailSerializer(PayoutOutSerializer):
+class _DetailFields(serializers.Serializer):
     events = DisbursementEventSerializer(many=True, read_only=True)
     prechecks = PrecheckSerializer(many=True, read_only=True)
     approvals = ApprovalSerializer(many=True, read_only=True)
 
+
+class PayoutDetailSerializer(PayoutOutSerializer, _DetailFields):
     class Meta(PayoutOutSerializer.Meta):
         fields = (*PayoutOutSerializer.Meta.fields, *DETAIL_FIELDS)
         read_only_fields = fields
 
 
-class WithdrawalDetailSerializer(WithdrawalOutSerializer):
-    events = DisbursementEventSerializer(many=True, read_only=True)
-    prechecks = PrecheckSerializer(many=True, read_only=True)
-    approvals = ApprovalSerializer(many=True, read_only=True)
-
+class WithdrawalDetailSerializer(WithdrawalOutSerializer, _DetailFields):
     class Meta(WithdrawalOutSerializer.Meta):
         fields = (*WithdrawalOutSerializer.Meta.fields, *DETAIL_FIELDS)
         read_only_fields = fields
@@ -246,7 +245,7 @@ class WithdrawalDetailSerializer(WithdrawalOutSerializer):
 class _KindMixin:
     kind = Kind.PAYOUT
     out_serializer: type[serializers.Serializer] = PayoutOutSerializer
-    detail_serializer: type[serializers.Serializer] = PayoutDetailSerializer
+    response_serializer: type[serializers.Serializer] = PayoutDetailSerializer
 
     def get_object(self, pk: int) -> Disbursement:
         d = disbursement_get_for_merchant(merchant=self.merchant, kind=self.kind, pk=pk)
@@ -254,15 +253,12 @@ class _KindMixin:
             raise Http404
         return d
 
-    def respond(self, pk: int, *, status_code: int = status.HTTP_200_OK) -> Response:
-        return Response(self.detail_serializer(self.get_object(pk)).data, status=status_code)
-
 
 class DisbursementFilters(filters.QueryFilters):
     status = filters.choice(Disbursement.Status.values)
 
 
-class PayoutListCreateView(_KindMixin, MerchantAPIView):
+class PayoutListCreateView(_KindMixin, ObjectView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
     @extend_schema(responses=PayoutOutSerializer(many=True), parameters=[DisbursementFilters])
@@ -288,7 +284,7 @@ class PayoutListCreateView(_KindMixin, MerchantAPIView):
 class WithdrawalListCreateView(PayoutListCreateView):
     kind = Kind.WITHDRAWAL
     out_serializer = WithdrawalOutSerializer
-    detail_serializer = WithdrawalDetailSerializer
+    response_serializer = WithdrawalDetailSerializer
 
     @extend_schema(responses=WithdrawalOutSerializer(many=True), parameters=[DisbursementFilters])
     def get(self, request):
@@ -310,7 +306,7 @@ class WithdrawalListCreateView(PayoutListCreateView):
         return self.idempotent(endpoint="withdrawals.create", handler=create)
 
 
-class PayoutDetailView(_KindMixin, MerchantAPIView):
+class PayoutDetailView(_KindMixin, ObjectView):
     @extend_schema(responses=PayoutDetailSerializer)
     def get(self, request, pk: int):
         return self.respond(pk)
@@ -319,7 +315,7 @@ class PayoutDetailView(_KindMixin, MerchantAPIView):
 class WithdrawalDetailView(PayoutDetailView):
     kind = Kind.WITHDRAWAL
     out_serializer = WithdrawalOutSerializer
-    detail_serializer = WithdrawalDetailSerializer
+    response_serializer = WithdrawalDetailSerializer
 
     @extend_schema(responses=WithdrawalDetailSerializer)
     def get(self, request, pk: int):
@@ -340,57 +336,50 @@ def _approver(request) -> User:
     return request.user
 
 
-class PayoutApproveView(_KindMixin, MerchantAPIView):
-    @extend_schema(request=ApproveSerializer, responses=PayoutDetailSerializer)
-    def post(self, request, pk: int):
-        d = self.get_object(pk)
-        approver = _approver(request)
-        body = self.body(ApproveSerializer)
-        payout_approve(
-            disbursement_id=d.pk, approver=approver, note=body.get("note", ""), otp_token=body.get("otp_token", "")
-        )
-        return self.respond(d.pk)
+class PayoutApproveView(_KindMixin, ObjectActionView):
+    action_name = "approve"
+    request_serializer = ApproveSerializer
+
+    def act(self, d: Disbursement) -> None:
+        approver = _approver(self.request)
+        payout_approve(disbursement_id=d.pk, approver=approver, **self.fields())
 
 
-# An action that takes only a note: `step` is the payout service it calls (no docstring, which the
-# schema would show on every subclass).
-class _PayoutNoteStepView(_KindMixin, MerchantAPIView):
-    step = None
+class _PayoutNoteStepView(_KindMixin, ObjectActionView):
+    request_serializer = NoteSerializer
 
-    @extend_schema(request=NoteSerializer, responses=PayoutDetailSerializer)
-    def post(self, request, pk: int):
-        d = self.get_object(pk)
-        self.step(disbursement_id=d.pk, actor=self.actor, note=self.body(NoteSerializer).get("note", ""))
-        return self.respond(d.pk)
+    def act(self, d: Disbursement) -> None:
+        self.step(disbursement_id=d.pk, actor=self.actor, **self.fields())
 
 
 class PayoutCancelView(_PayoutNoteStepView):
+    action_name = "cancel"
     step = staticmethod(payout_cancel)
 
 
 class PayoutReleaseView(_PayoutNoteStepView):
+    action_name = "release"
     step = staticmethod(payout_release)
 
 
-def _withdrawal_view(view: type, response) -> type:
-    """The same action on /withdrawals/{id}/…, documented with the withdrawal's shape."""
+def _withdrawal_view(view: type) -> type:
+    """The same action on /withdrawals/{id}/…, answered (and documented) with the withdrawal's shape."""
 
     class View(view):
         kind = Kind.WITHDRAWAL
-        out_serializer = WithdrawalOutSerializer
-        detail_serializer = WithdrawalDetailSerializer
-
-        @extend_schema(request=response, responses=WithdrawalDetailSerializer)
-        def post(self, request, pk: int):
-            return super().post(request, pk)
+        response_serializer = WithdrawalDetailSerializer
 
     View.__name__ = View.__qualname__ = view.__name__.replace("Payout", "Withdrawal")
     return View
 
 
-WithdrawalApproveView = _withdrawal_view(PayoutApproveView, ApproveSerializer)
-WithdrawalCancelView = _withdrawal_view(PayoutCancelView, NoteSerializer)
-WithdrawalReleaseView = _withdrawal_view(PayoutReleaseView, NoteSerializer)
+WithdrawalApproveView = _withdrawal_view(PayoutApproveView)
+WithdrawalCancelView = _withdrawal_view(PayoutCancelView)
+WithdrawalReleaseView = _withdrawal_view(PayoutReleaseView)
+
+# The actions on one payout or withdrawal, each at /payouts/{id}/<its action_name> (apps.payouts.urls).
+PAYOUT_ACTIONS = (PayoutApproveView, PayoutCancelView, PayoutReleaseView)
+WITHDRAWAL_ACTIONS = (WithdrawalApproveView, WithdrawalCancelView, WithdrawalReleaseView)
 
 
 # --- incidents ------------------------------------------------------------------------------------
@@ -501,28 +490,23 @@ class IncidentListCreateView(MerchantAPIView):
         return Response(IncidentDetailSerializer(incident).data, status=status.HTTP_201_CREATED)
 
 
-class _IncidentView(MerchantAPIView):
-    def get_incident(self, pk: int) -> Incident:
+class _IncidentView(ObjectView):
+    response_serializer = IncidentDetailSerializer
+
+    def get_object(self, pk: int) -> Incident:
         incident = Incident.objects.filter(merchant=self.merchant, pk=pk).select_related("disbursement").first()
         if incident is None:
             raise Http404
         return incident
 
-    def respond(self, pk: int) -> Response:
-        return Response(IncidentDetailSerializer(self.get_incident(pk)).data)
 
+class _IncidentStepView(_IncidentView, ObjectActionView):
+    """A step on one incident: `step` is the incident service it calls, with the body's fields."""
 
-class _IncidentNotesStepView(_IncidentView):
-    """A step that takes only notes: `step` is the incident service it calls."""
+    request_serializer = IncidentNotesSerializer
 
-    step = None
-
-    @extend_schema(request=IncidentNotesSerializer, responses=IncidentDetailSerializer)
-    def post(self, request, pk: int):
-        incident = self.get_incident(pk)
-        notes = self.body(IncidentNotesSerializer).get("notes", "")
-        self.step(incident_id=incident.pk, actor=self.actor, notes=notes, merchant=self.merchant)
-        return self.respond(pk)
+    def act(self, incident: Incident) -> None:
+        self.step(incident_id=incident.pk, actor=self.actor, merchant=self.merchant, **self.fields())
 
 
 class IncidentDetailView(_IncidentView):
@@ -531,26 +515,31 @@ class IncidentDetailView(_IncidentView):
         return self.respond(pk)
 
 
-class IncidentFreezeView(_IncidentNotesStepView):
+class IncidentFreezeView(_IncidentStepView):
     """Hold the movement if it has not left, freeze the destination account and receiving customers."""
 
+    action_name = "freeze"
     step = staticmethod(incident_freeze)
 
 
-class IncidentRecallView(_IncidentNotesStepView):
+class IncidentRecallView(_IncidentStepView):
     """Ask the channel to pull the money back."""
 
+    action_name = "recall"
     step = staticmethod(incident_recall)
 
 
-class IncidentNegotiationView(_IncidentNotesStepView):
+class IncidentNegotiationView(_IncidentStepView):
     """Record a step of the negotiation with the recipient."""
 
+    action_name = "negotiation"
     step = staticmethod(incident_note)
 
 
 class IncidentReturnView(_IncidentView):
     """Money the recipient sent back (a negotiated return): posted back to the source balance."""
+
+    action_name = "returns"
 
     @extend_schema(
         request=IncidentReturnSerializer,
@@ -558,7 +547,7 @@ class IncidentReturnView(_IncidentView):
         parameters=[idempotency_key_parameter("returned amount")],
     )
     def post(self, request, pk: int):
-        incident = self.get_incident(pk)
+        incident = self.get_object(pk)
 
         def record() -> Response:
             body = self.body(IncidentReturnSerializer)
@@ -574,25 +563,27 @@ class IncidentReturnView(_IncidentView):
         return self.idempotent(endpoint=f"incidents.{pk}.returns", handler=record)
 
 
-class IncidentEscalateView(_IncidentNotesStepView):
+class IncidentEscalateView(_IncidentStepView):
     """Hand the incident to legal."""
 
+    action_name = "escalate"
     step = staticmethod(incident_escalate)
 
 
-class IncidentResolveView(_IncidentView):
+class IncidentResolveView(_IncidentStepView):
     """Close the incident with its root cause and category (it joins the case library)."""
 
-    @extend_schema(request=IncidentResolveSerializer, responses=IncidentDetailSerializer)
-    def post(self, request, pk: int):
-        incident = self.get_incident(pk)
-        body = self.body(IncidentResolveSerializer)
-        incident_resolve(
-            incident_id=incident.pk,
-            root_cause=body["root_cause"],
-            category=body["category"],
-            actor=self.actor,
-            notes=body.get("notes", ""),
-            merchant=self.merchant,
-        )
-        return self.respond(pk)
+    action_name = "resolve"
+    request_serializer = IncidentResolveSerializer
+    step = staticmethod(incident_resolve)
+
+
+# The actions on one incident, each at /incidents/{id}/<its action_name> (apps.payouts.urls).
+INCIDENT_ACTIONS = (
+    IncidentFreezeView,
+    IncidentRecallView,
+    IncidentNegotiationView,
+    IncidentReturnView,
+    IncidentEscalateView,
+    IncidentResolveView,
+)

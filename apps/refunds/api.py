@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.common import filters
-from apps.common.api import MerchantAPIView
+from apps.common.api import MerchantAPIView, ObjectActionView
 from apps.common.fields import (
     CurrencyField,
     MinorUnitsField,
@@ -165,6 +165,7 @@ class RefundDetailView(MerchantAPIView):
 
 
 class RefundEventsView(MerchantAPIView):
+    action_name = "events"
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
     @extend_schema(responses=RefundEventSerializer(many=True))
@@ -173,33 +174,34 @@ class RefundEventsView(MerchantAPIView):
         return self.paginated(refund.events.all(), RefundEventSerializer)
 
 
-class _RefundActionView(MerchantAPIView):
-    def get_refund(self, pk: int) -> Refund:
+class _RefundActionView(ObjectActionView):
+    response_serializer = RefundOutSerializer
+
+    def get_object(self, pk: int) -> Refund:
         return get_object_or_404(Refund.objects.filter(merchant=self.merchant), pk=pk)
 
-    def respond(self, refund: Refund) -> Response:
-        refund = refund_list_for_merchant(merchant=self.merchant).get(pk=refund.pk)
-        return Response(RefundOutSerializer(refund).data)
+    def get_result(self, pk: int) -> Refund:
+        return refund_list_for_merchant(merchant=self.merchant).get(pk=pk)
 
 
 class RefundCancelView(_RefundActionView):
-    @extend_schema(request=None, responses=RefundOutSerializer)
-    def post(self, request, pk: int):
-        refund = self.get_refund(pk)
-        return self.respond(refund_cancel(refund_id=refund.pk, actor=self.actor))
+    action_name = "cancel"
+
+    def act(self, refund: Refund) -> None:
+        refund_cancel(refund_id=refund.pk, actor=self.actor)
 
 
 class RefundApproveView(_RefundActionView):
+    action_name = "approve"
+    request_serializer = ReviewSerializer
     approve = True
 
-    @extend_schema(request=ReviewSerializer, responses=RefundOutSerializer)
-    def post(self, request, pk: int):
-        refund = self.get_refund(pk)
-        note = self.body(ReviewSerializer).get("note", "")
-        return self.respond(refund_review(refund_id=refund.pk, approve=self.approve, actor=self.actor, note=note))
+    def act(self, refund: Refund) -> None:
+        refund_review(refund_id=refund.pk, approve=self.approve, actor=self.actor, **self.fields())
 
 
 class RefundRejectView(RefundApproveView):
+    action_name = "reject"
     approve = False
 
 
@@ -210,3 +212,7 @@ class ProductRefundStatsView(MerchantAPIView):
     def get(self, request, pk: int):
         product = get_object_or_404(Product.objects.filter(merchant=self.merchant), pk=pk)
         return Response(refund_reason_stats_for_product(product=product))
+
+
+# The actions on one refund, each at /refunds/{id}/<its action_name> (apps.refunds.urls).
+REFUND_ACTIONS = (RefundEventsView, RefundCancelView, RefundApproveView, RefundRejectView)

@@ -212,6 +212,7 @@ class RuleDetailView(_RuleView):
 
 
 class RuleVersionsView(_RuleView):
+    action_name = "versions"
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
     @extend_schema(responses=RuleVersionOutSerializer(many=True))
@@ -222,6 +223,8 @@ class RuleVersionsView(_RuleView):
 
 class RuleStatsView(_RuleView):
     """Hits (active/shadow/decisive), review outcomes and false-positive rate, for this merchant."""
+
+    action_name = "stats"
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
@@ -331,6 +334,8 @@ class CaseDetailView(_CaseView):
 
 
 class CaseAssignView(_CaseView):
+    action_name = "assign"
+
     @extend_schema(request=CaseAssignSerializer, responses=CaseDetailOutSerializer)
     def post(self, request, pk: int):
         case = self.get_case(pk)
@@ -342,6 +347,8 @@ class CaseAssignView(_CaseView):
 
 class CaseDecideView(_CaseView):
     """Approve or decline; a refund case moves the refund (approved → submitted, declined → rejected)."""
+
+    action_name = "decide"
 
     @extend_schema(request=CaseDecideSerializer, responses=CaseDetailOutSerializer)
     def post(self, request, pk: int):
@@ -358,6 +365,8 @@ class CaseDecideView(_CaseView):
 
 
 class CaseNotesView(_CaseView):
+    action_name = "notes"
+
     @extend_schema(request=CaseNoteInSerializer, responses={201: CaseDetailOutSerializer})
     def post(self, request, pk: int):
         case = self.get_case(pk)
@@ -365,6 +374,10 @@ class CaseNotesView(_CaseView):
         data.is_valid(raise_exception=True)
         case_note_add(case=case, author=self.actor, text=data.validated_data["text"])
         return self.respond(case, status_code=status.HTTP_201_CREATED)
+
+
+# The actions on one case, each at /cases/{id}/<its action_name> (apps.risk.urls).
+CASE_ACTIONS = (CaseAssignView, CaseDecideView, CaseNotesView)
 
 
 # --- allow / block lists ---------------------------------------------------------------------------
