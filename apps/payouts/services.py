@@ -637,8 +637,10 @@ class DisbursementPolicy(TransferPolicy):
         announce_anomaly(self, item, "insufficient_funds_at_submit", {"source_amount": item.source_amount})
         return False
 
-    def on_settle(self, item: Disbursement) -> None:
+    def before_settle(self, item: Disbursement) -> None:
         stage(item, has_funds_in_flight=False)
+
+    def after_settle(self, item: Disbursement) -> None:
         flight = platform_account(LedgerAccount.Kind.PAYOUTS_IN_FLIGHT, item.currency)
         cash = platform_account(LedgerAccount.Kind.CASH_CLEARING, item.currency)
         post_step(item, "paid", [Line(flight, item.amount), Line(cash, -item.amount)], f"{item.kind} {item.pk} paid")

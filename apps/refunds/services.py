@@ -576,7 +576,7 @@ class RefundPolicy(TransferPolicy):
     def on_delay(self, item: Refund) -> None:
         _push_eta(item)
 
-    def on_settle(self, item: Refund) -> None:
+    def after_settle(self, item: Refund) -> None:
         _post(item, "settle", ("platform", _IN_FLIGHT), ("platform", _CASH), f"refund {item.pk} arrived")
 
     def on_return(self, item: Refund, *, actor: str, result: ChannelResult) -> None:

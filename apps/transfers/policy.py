@@ -98,8 +98,11 @@ class TransferPolicy:
     def on_delay(self, item: OutboundTransfer) -> None:
         """The bank said it holds the transfer: whoever promised a date learns it is later."""
 
-    def on_settle(self, item: OutboundTransfer) -> None:
-        """Before the settle transition: stage fields, post the settlement."""
+    def before_settle(self, item: OutboundTransfer) -> None:
+        """Before the settle transition (stage fields)."""
+
+    def after_settle(self, item: OutboundTransfer) -> None:
+        """After the settle transition: post the settlement."""
 
     def on_return(self, item: OutboundTransfer, *, actor: str, result: ChannelResult) -> None:
         """After the return transition: post the money back, raise the anomaly."""

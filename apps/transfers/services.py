@@ -413,7 +413,7 @@ def _settle(policy: TransferPolicy, item: OutboundTransfer, actor: str) -> None:
     item.next_poll_at = transfer_next_verify_check(policy, item, now)
     item.failure_code = ""
     item.responsible_party = ""
-    policy.on_settle(item)
+    policy.before_settle(item)
     move(
         policy,
         item,
@@ -423,6 +423,9 @@ def _settle(policy: TransferPolicy, item: OutboundTransfer, actor: str) -> None:
         actor=actor,
         fields=(policy.settled_at_field, "verify_until", "next_poll_at", "failure_code", "responsible_party"),
     )
+    # Postings last: they update balance rows every transfer of the kind shares, so their row locks
+    # are held for the rest of this transaction only.
+    policy.after_settle(item)
 
 
 def _return(policy: TransferPolicy, item: OutboundTransfer, actor: str, result: ChannelResult) -> None:
