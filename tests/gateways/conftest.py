@@ -23,12 +23,27 @@ from apps.gateways import registry
 from apps.gateways.base import Account, ChannelResult, TransferRequest
 from apps.gateways.models import Channel
 from apps.gateways.services import ensure_sandbox_channel
+from apps.gateways.signing import signature_header
 from tests.gateways.health_support import announced, health_settings  # noqa: F401 (fixtures)
 
 ADAPTER_TIMEOUT = 1.5
 BANK_SLEEP = 2.5
 SETTLE = 2.0
 HOLDER = "王小明"
+WEBHOOK_URL = "/webhooks/channels/sandbox/"
+
+
+def post_webhook(client, body: bytes, *, header: str | None = "sign", secret: str | None = None, skew: int = 0):
+    """POST `body` to the sandbox channel's receiver, signed with the channel's secret (or
+    `secret`, `skew` seconds off) unless `header` is given (None: no signature at all)."""
+    headers = {}
+    if header == "sign":
+        secret = secret or Channel.objects.get(code="sandbox").webhook_secret
+        timestamp = int(timezone.now().timestamp()) + skew
+        headers["HTTP_X_REFUNDGUARD_SIGNATURE"] = signature_header(secret=secret, timestamp=timestamp, body=body)
+    elif header is not None:
+        headers["HTTP_X_REFUNDGUARD_SIGNATURE"] = header
+    return client.post(WEBHOOK_URL, data=body, content_type="application/json", **headers)
 
 
 def account(suffix: str) -> Account:

@@ -29,30 +29,14 @@ from apps.transfers.poller import transfer_claim_due
 from tests.gateways.conftest import SETTLE, later
 from tests.gateways.inproc_bank import inproc_sandbox  # noqa: F401 (fixture)
 from tests.refunds.support import body, make_order, post_refund
+from tests.support import run_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
 
 def _run_threads(count: int, target: Callable[[int], None]) -> list[BaseException]:
-    """Start `count` threads together; each closes its own database connection when done."""
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            target(index)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
+    """Start `count` threads together (tests.support.run_at_once); what they raised."""
+    return [result for result in run_at_once(count, target) if isinstance(result, BaseException)]
 
 
 def _race(api, order, amounts: list[int], threads: int) -> list[tuple[int, int, str]]:

@@ -10,9 +10,8 @@ import pytest
 from django.utils import timezone
 from django.utils.html import escape
 
-from apps.gateways.models import Channel, ChannelCall, InboundWebhook, SandboxTransfer
+from apps.gateways.models import ChannelCall, InboundWebhook, SandboxTransfer
 from apps.gateways.sandbox.bank import outage_set
-from apps.gateways.signing import signature_header
 from apps.ledger.models import LedgerAccount, LedgerTransaction
 from apps.refunds.models import Refund
 from apps.refunds.services import REFUNDS, refund_update_destination
@@ -20,7 +19,7 @@ from apps.refunds.tasks import refund_poll_due_task
 from apps.track.messages import step_text
 from apps.transfers import services as transfer_services
 from apps.transfers.poller import transfer_poll
-from tests.gateways.conftest import HOLDER
+from tests.gateways.conftest import HOLDER, post_webhook
 from tests.refunds.conftest import (
     AMOUNT,
     POLL_INTERVAL,
@@ -492,8 +491,6 @@ def test_outage_fails_retryably_then_the_retry_fails_over_to_the_backup_channel(
 
 # --- webhook safety at the refund level (G5, G6) ----------------------------------------------------
 
-WEBHOOK_URL = "/webhooks/channels/sandbox/"
-
 
 def event_body(
     *, event_id: str, request_id: str, status: str, amount: int, code: str = "", currency: str = "CNY"
@@ -516,17 +513,6 @@ def event_body(
         },
     }
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-
-
-def post_webhook(client, body: bytes, *, header: str | None = "sign", secret: str | None = None, skew: int = 0):
-    headers = {}
-    if header == "sign":
-        secret = secret or Channel.objects.get(code="sandbox").webhook_secret
-        timestamp = int(timezone.now().timestamp()) + skew
-        headers["HTTP_X_REFUNDGUARD_SIGNATURE"] = signature_header(secret=secret, timestamp=timestamp, body=body)
-    elif header is not None:
-        headers["HTTP_X_REFUNDGUARD_SIGNATURE"] = header
-    return client.post(WEBHOOK_URL, data=body, content_type="application/json", **headers)
 
 
 def send_event(

@@ -24,8 +24,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from apps.common.errors import ServiceError
-from apps.gateways.models import Channel, ChannelCall, SandboxTransfer
-from apps.gateways.signing import signature_header
+from apps.gateways.models import ChannelCall, SandboxTransfer
 from apps.ledger.models import LedgerAccount, LedgerTransaction
 from apps.ledger.selectors import ledger_balance_get
 from apps.payouts.models import Disbursement
@@ -36,12 +35,12 @@ from apps.refunds.models import Refund
 from apps.refunds.services import refund_request, refundable_remaining
 from apps.refunds.signals import refund_anomaly
 from apps.refunds.tasks import refund_poll_due_task, refund_resend_task, refund_submit_task
+from tests.gateways.conftest import post_webhook
 from tests.payouts.conftest import account_body, customer_with_wallet, fund_merchant, payout_body, withdrawal_body
 from tests.refunds.support import REFUNDS, make_order
 from tests.refunds.support import body as refund_body
 
 KINDS = ("refund", "payout", "withdrawal")
-WEBHOOK_URL = "/webhooks/channels/sandbox/"
 _numbers = itertools.count(1)
 
 
@@ -152,17 +151,7 @@ class Movement:
         }
         return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
-    @staticmethod
-    def post_webhook(client, body: bytes, *, header: str | None = "sign", secret: str | None = None, skew: int = 0):
-        """POST `body` to the receiver, signed with the channel's secret unless told otherwise."""
-        headers = {}
-        if header == "sign":
-            secret = secret or Channel.objects.get(code="sandbox").webhook_secret
-            timestamp = int(timezone.now().timestamp()) + skew
-            headers["HTTP_X_REFUNDGUARD_SIGNATURE"] = signature_header(secret=secret, timestamp=timestamp, body=body)
-        elif header is not None:
-            headers["HTTP_X_REFUNDGUARD_SIGNATURE"] = header
-        return client.post(WEBHOOK_URL, data=body, content_type="application/json", **headers)
+    post_webhook = staticmethod(post_webhook)
 
     def send_event(self, client, item, status: str, *, event_id: str, code: str = "") -> str:
         """Deliver one signed bank event for `item`; the receiver's outcome for it."""

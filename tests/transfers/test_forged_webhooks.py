@@ -17,7 +17,7 @@ from django.utils import timezone
 from apps.gateways.models import Channel, InboundWebhook
 from apps.gateways.signing import signature_header
 from apps.ledger.models import LedgerTransaction
-from tests.transfers.movements import WEBHOOK_URL
+from tests.gateways.conftest import WEBHOOK_URL
 
 pytestmark = pytest.mark.django_db
 
