@@ -9,6 +9,7 @@ included.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from contextlib import contextmanager
@@ -31,6 +32,29 @@ BANK_SLEEP = 2.5
 SETTLE = 2.0
 HOLDER = "王小明"
 WEBHOOK_URL = "/webhooks/channels/sandbox/"
+
+
+def bank_event_body(
+    *, event_id: str, request_id: str, status: str, amount: int, code: str = "", currency: str = "CNY", kind="refund"
+) -> bytes:
+    """A bank event shaped exactly as the sandbox bank sends it (compact JSON, keys sorted)."""
+    now = timezone.now().isoformat()
+    payload = {
+        "id": event_id,
+        "type": f"transfer.{status}",
+        "created_at": now,
+        "data": {
+            "transfer_id": "sbx_test",
+            "request_id": request_id,
+            "status": status,
+            "code": code,
+            "amount": amount,
+            "currency": currency,
+            "kind": kind,
+            "occurred_at": now,
+        },
+    }
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
 def post_webhook(client, body: bytes, *, header: str | None = "sign", secret: str | None = None, skew: int = 0):

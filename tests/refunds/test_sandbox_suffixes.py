@@ -4,10 +4,8 @@ signed webhooks and the poller → final state, timeline, channel calls, bank ex
 from __future__ import annotations
 
 import functools
-import json
 
 import pytest
-from django.utils import timezone
 from django.utils.html import escape
 
 from apps.gateways.models import ChannelCall, InboundWebhook, SandboxTransfer
@@ -19,7 +17,7 @@ from apps.refunds.tasks import refund_poll_due_task
 from apps.track.messages import step_text
 from apps.transfers import services as transfer_services
 from apps.transfers.poller import transfer_poll
-from tests.gateways.conftest import HOLDER, post_webhook
+from tests.gateways.conftest import HOLDER, bank_event_body, post_webhook
 from tests.refunds.conftest import (
     AMOUNT,
     POLL_INTERVAL,
@@ -492,33 +490,10 @@ def test_outage_fails_retryably_then_the_retry_fails_over_to_the_backup_channel(
 # --- webhook safety at the refund level (G5, G6) ----------------------------------------------------
 
 
-def event_body(
-    *, event_id: str, request_id: str, status: str, amount: int, code: str = "", currency: str = "CNY"
-) -> bytes:
-    """A bank event shaped exactly as the sandbox bank sends it (compact JSON, keys sorted)."""
-    now = timezone.now().isoformat()
-    payload = {
-        "id": event_id,
-        "type": f"transfer.{status}",
-        "created_at": now,
-        "data": {
-            "transfer_id": "sbx_test",
-            "request_id": request_id,
-            "status": status,
-            "code": code,
-            "amount": amount,
-            "currency": currency,
-            "kind": "refund",
-            "occurred_at": now,
-        },
-    }
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-
-
 def send_event(
     client, refund: Refund, status: str, *, event_id: str, amount: int | None = None, code: str = "", currency="CNY"
 ):
-    body = event_body(
+    body = bank_event_body(
         event_id=event_id,
         request_id=refund.request_id,
         status=status,
@@ -545,7 +520,7 @@ def snapshot(refund_id: int) -> tuple:
 def test_unknown_reference_is_acknowledged_and_changes_no_refund(api, client, bank, refund_settings):
     refund, _ = start(api, "0000")
     before = snapshot(refund.pk)
-    body = event_body(event_id="evt_nobody", request_id="refund:999999:1", status="succeeded", amount=AMOUNT)
+    body = bank_event_body(event_id="evt_nobody", request_id="refund:999999:1", status="succeeded", amount=AMOUNT)
     response = post_webhook(client, body)
     assert response.status_code == 200
     assert response.json()["events"] == {"evt_nobody": "unknown_reference"}

@@ -14,14 +14,12 @@ postings `inflight:1` and `settle`, a disbursement's `inflight` and `paid`.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from unittest import mock
 
 from django.db import models
 from django.dispatch import Signal
-from django.utils import timezone
 
 from apps.common.errors import ServiceError
 from apps.gateways.models import ChannelCall, SandboxTransfer
@@ -35,7 +33,7 @@ from apps.refunds.models import Refund
 from apps.refunds.services import refund_request, refundable_remaining
 from apps.refunds.signals import refund_anomaly
 from apps.refunds.tasks import refund_poll_due_task, refund_resend_task, refund_submit_task
-from tests.gateways.conftest import post_webhook
+from tests.gateways.conftest import bank_event_body, post_webhook
 from tests.payouts.conftest import account_body, customer_with_wallet, fund_merchant, payout_body, withdrawal_body
 from tests.refunds.support import REFUNDS, make_order
 from tests.refunds.support import body as refund_body
@@ -133,23 +131,16 @@ class Movement:
 
     def event_body(self, item, status: str, *, event_id: str, code: str = "", amount: int | None = None) -> bytes:
         """A bank event for `item` shaped exactly as the sandbox bank sends it (compact, keys sorted)."""
-        now = timezone.now().isoformat()
-        payload = {
-            "id": event_id,
-            "type": f"transfer.{status}",
-            "created_at": now,
-            "data": {
-                "transfer_id": "sbx_test",
-                "request_id": item.request_id,
-                "status": status,
-                "code": code,
-                "amount": item.amount if amount is None else amount,
-                "currency": item.currency,
-                "kind": self.kind,
-                "occurred_at": now,
-            },
-        }
-        return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        amount = item.amount if amount is None else amount
+        return bank_event_body(
+            event_id=event_id,
+            request_id=item.request_id,
+            status=status,
+            amount=amount,
+            code=code,
+            currency=item.currency,
+            kind=self.kind,
+        )
 
     post_webhook = staticmethod(post_webhook)
 
