@@ -139,9 +139,5 @@ def policy_register(policy: TransferPolicy) -> TransferPolicy:
     return policy
 
 
-def policy_for(label: str) -> TransferPolicy:
-    return _policies[label]
-
-
 def policies() -> Iterator[TransferPolicy]:
     return iter(list(_policies.values()))
