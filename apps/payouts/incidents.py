@@ -24,7 +24,7 @@ from apps.gateways.base import ChannelError, RecallResult
 from apps.gateways.services import channel_recall
 from apps.payouts.models import Disbursement, Incident, IncidentStep, Party
 from apps.payouts.postings import all_back, incident_step, money_back, open_incident
-from apps.payouts.services import DISBURSEMENTS
+from apps.payouts.services import DISBURSEMENTS, disbursement_hold
 from apps.transfers.lifecycle import announce_anomaly, audit, lock, move, record, retry_backoff
 
 S = Disbursement.Status
@@ -209,18 +209,7 @@ def incident_freeze(*, incident_id: int, actor: str, notes: str = "", merchant: 
         d = lock(DISBURSEMENTS, incident.disbursement_id)
         held = False
         if d.status in (S.PENDING_APPROVAL, S.APPROVED):
-            d.hold_reason = f"incident {incident.pk}"
-            d.next_poll_at = None
-            move(
-                DISBURSEMENTS,
-                d,
-                "hold",
-                code="held",
-                party=Party.PLATFORM,
-                actor=actor,
-                fields=["hold_reason", "next_poll_at"],
-                detail={"incident_id": incident.pk},
-            )
+            disbursement_hold(d, reason=f"incident {incident.pk}", actor=actor, detail={"incident_id": incident.pk})
             held = True
         reason = f"incident {incident.pk}: {incident.summary[:200]}"
         frozen: list[dict] = []

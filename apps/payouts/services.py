@@ -491,6 +491,23 @@ def _approval_record(d: Disbursement, approver: User, note: str) -> None:
     )
 
 
+def disbursement_hold(d: Disbursement, *, reason: str, actor: str, detail: dict) -> None:
+    """Hold a locked payout or withdrawal for a person to look at (released with `payout_release`):
+    nothing is polled or sent until then. Callers: the submission (balance gone), an incident."""
+    d.hold_reason = reason
+    d.next_poll_at = None
+    move(
+        DISBURSEMENTS,
+        d,
+        "hold",
+        code="held",
+        party=Party.PLATFORM,
+        actor=actor,
+        fields=["hold_reason", "next_poll_at"],
+        detail=detail,
+    )
+
+
 def payout_release(*, disbursement_id: int, actor: str, note: str = "") -> Disbursement:
     """A person looked at a held payout or withdrawal and lets it go on: to approval, which needs at
     least one approver (maker-checker applies there)."""
@@ -622,16 +639,10 @@ class DisbursementPolicy(TransferPolicy):
         if post_in_flight(item):
             stage(item, has_funds_in_flight=True)
             return True
-        item.hold_reason = "insufficient_balance_at_submit"
-        item.next_poll_at = None
-        move(
-            self,
+        disbursement_hold(
             item,
-            "hold",
-            code="held",
-            party=Party.PLATFORM,
+            reason="insufficient_balance_at_submit",
             actor="system",
-            fields=["hold_reason", "next_poll_at"],
             detail={"held": ["balance_sufficient"], "owed": source_owed(item)},
         )
         announce_anomaly(self, item, "insufficient_funds_at_submit", {"source_amount": item.source_amount})

@@ -137,3 +137,31 @@ def test_a_submit_that_died_before_the_bank_call_is_found_by_a_query_and_sent_on
     assert (calls(d, "submit"), calls(d, "query")) == (1, 2)
     assert SandboxTransfer.objects.get(request_id=d.request_id).executions == 1
     assert ledger_refs(d) == [f"payout:{d.pk}:inflight", f"payout:{d.pk}:paid"]
+
+
+def test_a_balance_spent_between_the_checks_and_the_submission_holds_the_payout_with_nothing_posted_or_sent(
+    merchant, inproc_bank, auto, anomalies, django_capture_on_commit_callbacks
+):
+    fund_merchant(merchant, 5000)
+    d = payout(merchant, 5000, reference="spent-since")
+    assert d.status == S.APPROVED
+    fund_merchant(merchant, -3000)  # something else took 30.00 of the payable after the checks
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payout_submit(disbursement_id=d.pk)
+
+    d.refresh_from_db()
+    assert d.status == S.HELD
+    assert (d.hold_kind, d.hold_reason, d.next_poll_at) == (
+        Disbursement.HoldKind.REVIEW,
+        "insufficient_balance_at_submit",
+        None,
+    )
+    assert not d.has_funds_in_flight
+    assert codes(d)[-1] == "held"
+    assert d.events.get(code="held").detail == {"held": ["balance_sufficient"], "owed": 2000}
+    assert ledger_refs(d) == []
+    assert calls(d, "submit") == 0
+    assert in_flight() == 0
+    assert anomalies.of(d.pk) == ["insufficient_funds_at_submit"]
+    assert transfer_claim_due(DISBURSEMENTS, limit=10) == []  # a person releases it, not the poller
